@@ -1,0 +1,32 @@
+"""Pure-math core of eve_scheduler: the feedback recursions, standard library only.
+
+Nothing here imports torch, so the rules can be tested, replayed on a recorded
+loss curve and reused by any front end.
+"""
+
+from eve_scheduler.core.eve import EveRule, EveState
+from eve_scheduler.core.rules import (
+    RULES,
+    Rule,
+    hparams_of,
+    is_usable,
+    make_rule,
+    simulate,
+    simulate_states,
+)
+from eve_scheduler.core.seed import SeedRule, SeedState, sigmoid
+
+__all__ = [
+    "RULES",
+    "EveRule",
+    "EveState",
+    "Rule",
+    "SeedRule",
+    "SeedState",
+    "hparams_of",
+    "is_usable",
+    "make_rule",
+    "sigmoid",
+    "simulate",
+    "simulate_states",
+]

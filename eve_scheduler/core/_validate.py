@@ -1,0 +1,40 @@
+"""One helper that checks a hyper-parameter against its range, with one message shape."""
+
+from __future__ import annotations
+
+import math
+
+
+def check_range(
+    name: str,
+    value: float,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``float(value)`` if it lies in the interval, else raise ``ValueError``.
+
+    The message names the parameter, its range and the value, e.g.
+    ``beta must be in [0, 1), got beta=1.2``.
+    """
+    left = "(" if low_open or low == -math.inf else "["
+    right = ")" if high_open or high == math.inf else "]"
+    interval = f"{left}{_show(low)}, {_show(high)}{right}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a real number in {interval}, got {name}={value!r}")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if math.isnan(value) or too_low or too_high:
+        raise ValueError(f"{name} must be in {interval}, got {name}={value!r}")
+    return value
+
+
+def _show(bound: float) -> str:
+    if bound == math.inf:
+        return "inf"
+    if bound == -math.inf:
+        return "-inf"
+    return f"{bound:g}"

@@ -1,0 +1,94 @@
+"""The registry of feedback rules, the skip policy for bad losses, and ``simulate``.
+
+A rule is a frozen dataclass of hyper-parameters with three pure transitions::
+
+    state = rule.init()
+    state = rule.update(state, loss)   # only for losses that ``is_usable`` accepts
+    factor = rule.factor(state)        # the LR multiplier after those losses
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import fields
+from typing import Any, Protocol
+
+from eve_scheduler.core.eve import EveRule
+from eve_scheduler.core.seed import SeedRule
+
+
+class Rule(Protocol):
+    """What every feedback rule provides."""
+
+    name: str
+    f_star: float
+
+    def init(self) -> Any: ...
+
+    def update(self, state: Any, loss: float) -> Any: ...
+
+    def factor(self, state: Any) -> float: ...
+
+
+RULES: dict[str, type[Any]] = {"seed": SeedRule, "eve": EveRule}
+
+
+def make_rule(rule: str = "seed", **hparams: float) -> Rule:
+    """Build the named rule with the given hyper-parameters (each checked).
+
+    Raises:
+        ValueError: unknown rule name, unknown hyper-parameter, or a value out of range.
+    """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {sorted(RULES)}, got rule={rule!r}")
+    cls = RULES[rule]
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(hparams) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown hyper-parameter(s) {unknown} for rule {rule!r}; it takes {known}"
+        )
+    built: Rule = cls(**hparams)
+    return built
+
+
+def hparams_of(rule: Rule) -> dict[str, float]:
+    """The rule's hyper-parameters as a plain dict."""
+    return {f.name: getattr(rule, f.name) for f in fields(rule)}  # type: ignore[arg-type]
+
+
+def is_usable(loss: float, f_star: float = 0.0) -> bool:
+    """Whether a loss may enter the recursions: finite and strictly above ``f_star``.
+
+    Any other loss (NaN, +-inf, at or below the bound) is skipped: the state and
+    the factor stay as they were.
+    """
+    return math.isfinite(loss) and loss > f_star
+
+
+def simulate(losses: Iterable[float], rule: str = "seed", **hparams: float) -> list[float]:
+    """The factor after each loss of a recorded loss curve.
+
+    Unusable losses are skipped (the factor repeats), as the scheduler does.
+
+    Example:
+        >>> simulate([1.0, 1.0, 1.0])
+        [0.5, 0.5, 0.5]
+    """
+    built = make_rule(rule, **hparams)
+    return [built.factor(state) for state in _states(built, losses)]
+
+
+def simulate_states(losses: Iterable[float], rule: str = "seed", **hparams: float) -> list[Any]:
+    """The rule's state (e.g. ``t``, ``d``, ``v`` for ``seed``) after each loss."""
+    return list(_states(make_rule(rule, **hparams), losses))
+
+
+def _states(rule: Rule, losses: Iterable[float]) -> Iterable[Any]:
+    state = rule.init()
+    for loss in losses:
+        value = float(loss)
+        if is_usable(value, rule.f_star):
+            state = rule.update(state, value)
+        yield state
