@@ -8,18 +8,25 @@ The recursions live in :mod:`eve_scheduler.core`, which imports no torch.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from eve_scheduler.core import RULES, EveRule, SeedRule, make_rule, simulate, simulate_states
-from eve_scheduler.scheduler import (
-    BadLossError,
-    LossFeedbackScheduler,
-    SkippedLossWarning,
-    loss_to_float,
-)
 
 if TYPE_CHECKING:
     from eve_scheduler.lightning import EveCallback
+    from eve_scheduler.losses import loss_to_float
+    from eve_scheduler.scheduler import BadLossError, LossFeedbackScheduler, SkippedLossWarning
+
+# Names whose modules import torch (or Lightning, an optional extra) are imported on
+# first use, so that ``import eve_scheduler.core`` does not import torch.
+_LAZY = {
+    "BadLossError": "eve_scheduler.scheduler",
+    "LossFeedbackScheduler": "eve_scheduler.scheduler",
+    "SkippedLossWarning": "eve_scheduler.scheduler",
+    "loss_to_float": "eve_scheduler.losses",
+    "EveCallback": "eve_scheduler.lightning",
+}
 
 __version__ = "0.1.0.dev0"
 
@@ -39,9 +46,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # Lightning is an optional extra: import the callback only when asked for.
-    if name == "EveCallback":
-        from eve_scheduler.lightning import EveCallback
-
-        return EveCallback
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'eve_scheduler' has no attribute {name!r}")

@@ -9,7 +9,6 @@ feedback (its configured LR, or what an owned schedule gives it at that step).
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from eve_scheduler.core import Rule, hparams_of, is_usable, make_rule
 from eve_scheduler.core._validate import check_range
+from eve_scheduler.losses import DeferredLosses
 
 STATE_VERSION = 1
 
@@ -58,6 +58,10 @@ class LossFeedbackScheduler(LRScheduler):
         min_lr: a lower bound on the applied LR, a scalar or one per param group.
         strict: raise :class:`BadLossError` on a NaN, infinite, or out-of-bound
             loss instead of skipping it with a :class:`SkippedLossWarning`.
+        lag: read each loss this many steps late (default 0: at once). With a CUDA
+            loss, ``lag >= 1`` avoids the host-device synchronization that reading
+            it at once costs; the factor at step t then uses the losses up to
+            t - lag, the same values as with ``lag=0``, deterministically.
         **hparams: the rule's hyper-parameters (``beta``, ``gamma``, ``k``, ``eps``
             for ``seed``; ``c``, ``beta3`` for ``eve``; ``f_star`` for both).
 
@@ -81,6 +85,7 @@ class LossFeedbackScheduler(LRScheduler):
         schedule: LRScheduler | None = None,
         min_lr: float | Sequence[float] = 0.0,
         strict: bool = False,
+        lag: int = 0,
         **hparams: float,
     ) -> None:
         # LRScheduler.__init__ is not called (as in ReduceLROnPlateau): it would
@@ -95,6 +100,7 @@ class LossFeedbackScheduler(LRScheduler):
         self.rule: Rule = make_rule(rule, **hparams)
         self.schedule = schedule
         self.strict = bool(strict)
+        self._losses = DeferredLosses(lag)
         self.min_lrs = self._check_min_lr(min_lr)
         self.last_epoch = 0
         self.skipped = 0
@@ -120,15 +126,15 @@ class LossFeedbackScheduler(LRScheduler):
         """
         if epoch is not None:
             raise TypeError("LossFeedbackScheduler.step takes no epoch argument")
-        value = loss_to_float(loss)
-        usable = is_usable(value, self.rule.f_star)
-        if not usable:
+        value = self._losses.push(loss)  # None while the first `lag` losses wait
+        if value is not None and not is_usable(value, self.rule.f_star):
             self._reject(value)  # raises in strict mode, before anything changes
+            value = None
         self.last_epoch += 1
         if self.schedule is not None:
             with self.unscaled():
                 self.schedule.step()
-        if usable:
+        if value is not None:
             self.state = self.rule.update(self.state, value)
             self.factor = self.rule.factor(self.state)
         self._apply_factor()
@@ -165,6 +171,8 @@ class LossFeedbackScheduler(LRScheduler):
             "hparams": hparams_of(self.rule),
             "rule_state": self.state._asdict(),
             "skipped": self.skipped,
+            "lag": self._losses.lag,
+            "pending_losses": self._losses.pending(),
             "last_epoch": self.last_epoch,
             "min_lrs": list(self.min_lrs),
             "unscaled_lrs": [_to_python_float(lr) for lr in self.unscaled_lrs],
@@ -184,6 +192,11 @@ class LossFeedbackScheduler(LRScheduler):
                 f"cannot load a LossFeedbackScheduler state of version {version!r}; "
                 f"this release reads version {STATE_VERSION}"
             )
+        if state_dict["rule"] != self.rule.name:
+            raise ValueError(
+                f"cannot load a state of rule {state_dict['rule']!r} into a scheduler "
+                f"of rule {self.rule.name!r}"
+            )
         rule = make_rule(state_dict["rule"], **state_dict["hparams"])
         groups = self.optimizer.param_groups
         if len(state_dict["unscaled_lrs"]) != len(groups):
@@ -191,12 +204,18 @@ class LossFeedbackScheduler(LRScheduler):
                 f"the state holds {len(state_dict['unscaled_lrs'])} param groups, "
                 f"the optimizer has {len(groups)}"
             )
+        if state_dict["lag"] != self._losses.lag:
+            raise ValueError(
+                f"the state was saved with lag={state_dict['lag']}, this scheduler has "
+                f"lag={self._losses.lag}"
+            )
         if (state_dict["schedule"] is None) != (self.schedule is None):
             raise ValueError("the state and this scheduler disagree on whether a schedule is owned")
         self.rule = rule
         self.state = type(rule.init())(**state_dict["rule_state"])
         self.factor = rule.factor(self.state)
         self.skipped = int(state_dict["skipped"])
+        self._losses.load_pending(state_dict["pending_losses"])
         self.last_epoch = int(state_dict["last_epoch"])
         self.min_lrs = [float(m) for m in state_dict["min_lrs"]]
         saved_lrs = state_dict["unscaled_lrs"]
@@ -233,16 +252,20 @@ class LossFeedbackScheduler(LRScheduler):
         ]
 
     def _apply_factor(self) -> None:
-        self._adopt_new_groups()
+        """Write ``max(unscaled_lr * factor, min_lr)`` into every param group."""
         groups = self.optimizer.param_groups
+        if len(groups) != len(self.unscaled_lrs):
+            self._adopt_new_groups()
+        factor = self.factor
         last_lr: list[float | Tensor] = []
         for group, lr, min_lr in zip(groups, self.unscaled_lrs, self.min_lrs, strict=True):
             if isinstance(lr, Tensor):
-                scaled: float | Tensor = torch.clamp(lr * self.factor, min=min_lr)
+                scaled = torch.clamp(lr * factor, min=min_lr)
+                _write_lr(group, scaled)
+                last_lr.append(scaled)
             else:
-                scaled = max(lr * self.factor, min_lr)
-            _write_lr(group, scaled)
-            last_lr.append(scaled)
+                group["lr"] = max(lr * factor, min_lr)
+                last_lr.append(group["lr"])
         self._last_lr = last_lr
 
     def _adopt_new_groups(self) -> None:
@@ -260,31 +283,6 @@ class LossFeedbackScheduler(LRScheduler):
         if len(values) != n:
             raise ValueError(f"min_lr must have one value per param group ({n}), got {len(values)}")
         return [check_range("min_lr", m, 0.0) for m in values]
-
-
-def loss_to_float(loss: Any) -> float:
-    """A training loss as a Python float, or a clear error for a non-scalar.
-
-    Accepts Python and numpy real scalars and one-element tensors or arrays of
-    any floating dtype, on any device, with or without ``requires_grad``.
-    """
-    if isinstance(loss, Tensor):
-        if loss.numel() != 1:
-            raise ValueError(f"loss must be a scalar, got a tensor of shape {tuple(loss.shape)}")
-        return float(loss.detach().item())
-    if hasattr(loss, "shape") and hasattr(loss, "size") and not isinstance(loss, numbers.Real):
-        if loss.size != 1:  # numpy arrays
-            raise ValueError(f"loss must be a scalar, got an array of shape {loss.shape}")
-        return float(loss.item())
-    if loss is None:
-        raise TypeError(
-            "LossFeedbackScheduler.step needs the loss: call scheduler.step(loss). In "
-            "Lightning, use EveCallback, or give the scheduler dict "
-            "reduce_on_plateau=True and a monitor"
-        )
-    if isinstance(loss, bool) or not isinstance(loss, numbers.Real):
-        raise TypeError(f"loss must be a real scalar or a one-element tensor, got {loss!r}")
-    return float(loss)
 
 
 def _write_lr(group: dict[str, Any], lr: float | Tensor) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 
 def check_range(
@@ -19,10 +20,12 @@ def check_range(
     The message names the parameter, its range and the value, e.g.
     ``beta must be in [0, 1), got beta=1.2``.
     """
-    left = "(" if low_open or low == -math.inf else "["
-    right = ")" if high_open or high == math.inf else "]"
+    low_open = low_open or low == -math.inf  # an infinite bound is never attained
+    high_open = high_open or high == math.inf
+    left = "(" if low_open else "["
+    right = ")" if high_open else "]"
     interval = f"{left}{_show(low)}, {_show(high)}{right}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number in {interval}, got {name}={value!r}")
     value = float(value)
     too_low = value <= low if low_open else value < low

@@ -59,9 +59,13 @@ class EveRule:
     f_star: float = 0.0
 
     def __post_init__(self) -> None:
-        check_range("c", self.c, 1.0, math.inf)
-        check_range("beta3", self.beta3, 0.0, 1.0, high_open=True)
-        check_range("f_star", self.f_star, -math.inf, math.inf, low_open=True, high_open=True)
+        checked = {
+            "c": check_range("c", self.c, 1.0, math.inf),
+            "beta3": check_range("beta3", self.beta3, 0.0, 1.0, high_open=True),
+            "f_star": check_range("f_star", self.f_star),
+        }
+        for name, value in checked.items():  # plain floats, e.g. for weights_only checkpoints
+            object.__setattr__(self, name, value)
 
     def init(self) -> EveState:
         return EveState()
@@ -70,11 +74,11 @@ class EveRule:
         """One transition; ``loss`` must be finite and above ``f_star``."""
         t = state.t + 1
         if t == 1:
-            return EveState(t=1, prev_loss=loss, d_tilde=1.0)
+            return EveState(1, loss, 1.0)
         d = abs(loss - state.prev_loss) / (min(loss, state.prev_loss) - self.f_star)
         d_hat = min(max(d, 1.0 / self.c), self.c)
         d_tilde = self.beta3 * state.d_tilde + (1.0 - self.beta3) * d_hat
-        return EveState(t=t, prev_loss=loss, d_tilde=d_tilde)
+        return EveState(t, loss, d_tilde)
 
     def factor(self, state: EveState) -> float:
         return 1.0 / state.d_tilde

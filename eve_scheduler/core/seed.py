@@ -63,11 +63,15 @@ class SeedRule:
     f_star: float = 0.0
 
     def __post_init__(self) -> None:
-        check_range("beta", self.beta, 0.0, 1.0, high_open=True)
-        check_range("gamma", self.gamma, 0.0, 1.0, high_open=True)
-        check_range("k", self.k, 0.0, math.inf, low_open=True)
-        check_range("eps", self.eps, 0.0, math.inf, low_open=True)
-        check_range("f_star", self.f_star, -math.inf, math.inf, low_open=True, high_open=True)
+        checked = {
+            "beta": check_range("beta", self.beta, 0.0, 1.0, high_open=True),
+            "gamma": check_range("gamma", self.gamma, 0.0, 1.0, high_open=True),
+            "k": check_range("k", self.k, 0.0, math.inf, low_open=True),
+            "eps": check_range("eps", self.eps, 0.0, math.inf, low_open=True),
+            "f_star": check_range("f_star", self.f_star),
+        }
+        for name, value in checked.items():  # plain floats, e.g. for weights_only checkpoints
+            object.__setattr__(self, name, value)
 
     def init(self) -> SeedState:
         return SeedState()
@@ -78,7 +82,7 @@ class SeedRule:
         r = 1.0 if t == 1 else (state.prev_loss - self.f_star) / (loss - self.f_star)
         d = self.beta * state.d + (1.0 - self.beta) * r
         v = self.gamma * state.v + (1.0 - self.gamma) * (r - d) ** 2
-        return SeedState(t=t, prev_loss=loss, d=d, v=v)
+        return SeedState(t, loss, d, v)
 
     def factor(self, state: SeedState) -> float:
         return sigmoid(self.k * (state.d - 1.0) / math.sqrt(state.v + self.eps))

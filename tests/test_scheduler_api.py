@@ -1,0 +1,417 @@
+"""LossFeedbackScheduler: the torch scheduler API, loss types, param groups, bad input."""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reference import factors
+from torch.optim.lr_scheduler import LRScheduler
+
+from eve_scheduler import BadLossError, LossFeedbackScheduler, SkippedLossWarning
+
+torch.set_num_threads(1)
+
+
+def sgd(*lrs: float | torch.Tensor) -> torch.optim.SGD:
+    """An SGD optimizer with one param group per LR, each holding one small tensor."""
+    groups = [{"params": [torch.zeros(2, requires_grad=True)], "lr": lr} for lr in lrs]
+    return torch.optim.SGD(groups, lr=1.0)
+
+
+def lrs(optimizer: Any) -> list[Any]:
+    return [group["lr"] for group in optimizer.param_groups]
+
+
+# -- the torch scheduler API -----------------------------------------------------------
+
+
+def test_is_a_torch_lr_scheduler_with_its_attributes() -> None:
+    opt = sgd(0.1)
+    scheduler = LossFeedbackScheduler(opt)
+    assert isinstance(scheduler, LRScheduler)
+    assert scheduler.optimizer is opt
+    assert scheduler.last_epoch == 0
+    # seed: factor_0 = sigmoid(0) = 0.5 before any loss, so the first step uses 0.05
+    assert scheduler.factor == 0.5
+    assert scheduler.get_last_lr() == [0.05] == lrs(opt)
+    losses = [4.0, 2.0, 1.0, 1.5]
+    for t, loss in enumerate(losses, start=1):
+        scheduler.step(loss)
+        assert scheduler.last_epoch == t
+        assert scheduler.get_last_lr() == lrs(opt) == [0.1 * factors(losses[:t])[-1]]
+    assert scheduler.skipped == 0
+
+
+def test_eve_starts_at_the_base_lr() -> None:
+    opt = sgd(0.1)
+    scheduler = LossFeedbackScheduler(opt, "eve")
+    assert scheduler.get_last_lr() == [0.1]
+    for loss in [10.0, 5.0, 4.9, 100.0]:
+        scheduler.step(loss)
+    # dtilde = 1.0081009 after these losses (hand-worked in test_core_rules)
+    assert lrs(opt)[0] == pytest.approx(0.1 / 1.0081009, rel=1e-12)
+
+
+def test_step_needs_the_loss_and_takes_no_epoch() -> None:
+    scheduler = LossFeedbackScheduler(sgd(0.1))
+    with pytest.raises(TypeError, match=r"needs the loss: call scheduler\.step\(loss\)"):
+        scheduler.step()
+    with pytest.raises(TypeError, match="no epoch"):
+        scheduler.step(1.0, epoch=3)  # type: ignore[arg-type]
+    assert scheduler.last_epoch == 0
+
+
+def test_several_param_groups_with_different_lrs() -> None:
+    opt = sgd(0.1, 0.01, 1.0)
+    scheduler = LossFeedbackScheduler(opt, "eve", c=3.0, beta3=0.5)
+    losses = [2.0, 1.0, 1.2, 0.3, 0.31]
+    for t, loss in enumerate(losses, start=1):
+        scheduler.step(loss)
+        factor = factors(losses[:t], "eve", c=3.0, beta3=0.5)[-1]
+        assert lrs(opt) == [0.1 * factor, 0.01 * factor, 1.0 * factor]
+        assert scheduler.get_last_lr() == lrs(opt)
+
+
+def test_add_param_group_after_construction() -> None:
+    opt = sgd(0.1)
+    scheduler = LossFeedbackScheduler(opt, min_lr=1e-4)
+    losses = [4.0, 2.0, 1.0, 0.9]
+    scheduler.step(losses[0])
+    scheduler.step(losses[1])
+    opt.add_param_group({"params": [torch.zeros(3, requires_grad=True)], "lr": 0.3})
+    # the new group's 0.3 is its unscaled LR; the scheduler scales it from its next step
+    for t in [3, 4]:
+        scheduler.step(losses[t - 1])
+        factor = factors(losses[:t])[-1]
+        assert lrs(opt) == [0.1 * factor, 0.3 * factor]
+        assert scheduler.get_last_lr() == lrs(opt)
+    assert scheduler.min_lrs == [1e-4, 1e-4]  # a scalar min_lr applies to new groups too
+
+
+def test_lr_tensors_are_updated_in_place_and_reported_as_copies() -> None:
+    opt = sgd(torch.tensor(0.1), torch.tensor(0.02, dtype=torch.float64))
+    tensors = lrs(opt)
+    scheduler = LossFeedbackScheduler(opt)
+    losses = [4.0, 2.0, 1.0, 3.0]
+    for t, loss in enumerate(losses, start=1):
+        scheduler.step(loss)
+        assert lrs(opt)[0] is tensors[0] and lrs(opt)[1] is tensors[1]
+        factor = factors(losses[:t])[-1]
+        assert tensors[0].item() == pytest.approx(0.1 * factor, rel=1e-6)  # float32
+        assert tensors[1].item() == pytest.approx(0.02 * factor, rel=1e-14)
+    last = scheduler.get_last_lr()
+    assert all(isinstance(lr, torch.Tensor) for lr in last)
+    assert last[0] is not tensors[0] and last[1] is not tensors[1]
+    assert torch.equal(last[0], tensors[0]) and torch.equal(last[1], tensors[1])
+    tensors[0].fill_(123.0)  # changing the optimizer's LR does not change the report
+    assert last[0].item() != 123.0
+
+
+def test_lr_tensor_with_a_composed_schedule_keeps_its_identity() -> None:
+    opt = sgd(torch.tensor(0.1, dtype=torch.float64))
+    tensor = lrs(opt)[0]
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
+    scheduler = LossFeedbackScheduler(opt, "eve", schedule=cosine)
+    for _ in range(5):
+        opt.step()
+        scheduler.step(1.0)
+    assert lrs(opt)[0] is tensor
+    # constant loss: d = 0 clips to 1/c, so dtilde_5 = 0.1 + 0.9 * 0.999^4
+    cosine_lr = 0.1 * (1 + math.cos(math.pi * 5 / 10)) / 2
+    assert tensor.item() == pytest.approx(cosine_lr / (0.1 + 0.9 * 0.999**4), rel=1e-12)
+
+
+def test_an_object_with_only_param_groups_works() -> None:
+    class ParamGroups:
+        def __init__(self) -> None:
+            self.param_groups = [{"lr": 0.1}, {"lr": 0.2, "other": "kept"}]
+
+    holder = ParamGroups()
+    scheduler = LossFeedbackScheduler(holder, "seed")
+    for loss in [4.0, 2.0, 1.0]:
+        scheduler.step(loss)
+    factor = factors([4.0, 2.0, 1.0])[-1]
+    assert lrs(holder) == [0.1 * factor, 0.2 * factor]
+    assert holder.param_groups[1]["other"] == "kept"
+
+
+def test_an_object_without_param_groups_is_refused() -> None:
+    with pytest.raises(TypeError, match="param_groups"):
+        LossFeedbackScheduler(object())
+
+
+def test_a_schedule_on_another_optimizer_is_refused() -> None:
+    other = torch.optim.lr_scheduler.LambdaLR(sgd(0.1), lambda t: 1.0)
+    with pytest.raises(ValueError, match="same optimizer"):
+        LossFeedbackScheduler(sgd(0.1), schedule=other)
+
+
+# -- the loss: every kind of real scalar, without a warning -----------------------------
+
+
+def _tensor_losses() -> list[Any]:
+    cases = []
+    for dtype in [torch.float16, torch.bfloat16, torch.float32, torch.float64]:
+        name = str(dtype).removeprefix("torch.")
+        cases.append(pytest.param(lambda v, d=dtype: torch.tensor(v, dtype=d), id=name))
+        cases.append(
+            pytest.param(
+                lambda v, d=dtype: torch.tensor(v, dtype=d, requires_grad=True),
+                id=f"{name}-leaf-requires-grad",
+            )
+        )
+        cases.append(
+            pytest.param(
+                lambda v, d=dtype: (torch.tensor([v, 0.0], dtype=d, requires_grad=True) * 1).sum(),
+                id=f"{name}-from-a-graph",
+            )
+        )
+    return cases
+
+
+LOSS_KINDS = [
+    pytest.param(float, id="float"),
+    pytest.param(lambda v: int(v * 4), id="int"),  # 6 and 3: the same ratio as 1.5, 0.75
+    pytest.param(np.float16, id="np.float16"),
+    pytest.param(np.float32, id="np.float32"),
+    pytest.param(np.float64, id="np.float64"),
+    pytest.param(np.array, id="np.array-0d"),
+    pytest.param(lambda v: np.array(v, dtype=np.float32), id="np.array-0d-float32"),
+    *_tensor_losses(),
+]
+
+
+@pytest.mark.parametrize("make", LOSS_KINDS)
+@pytest.mark.parametrize("rule", ["seed", "eve"])
+def test_step_takes_any_real_scalar_without_a_warning(
+    make: Callable[[float], Any], rule: str
+) -> None:
+    opt = sgd(0.1)
+    scheduler = LossFeedbackScheduler(opt, rule)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for value in [1.5, 0.75, 1.5]:  # exact in float16 and bfloat16
+            scheduler.step(make(value))
+    expected = factors([1.5, 0.75, 1.5], rule)[-1]
+    assert scheduler.factor == expected
+    assert lrs(opt) == [0.1 * expected]
+
+
+NOT_SCALARS = [
+    pytest.param(torch.ones(2), ValueError, id="tensor-2"),
+    pytest.param(torch.ones(1, 3), ValueError, id="tensor-1x3"),
+    pytest.param(torch.ones(0), ValueError, id="tensor-empty"),
+    pytest.param(np.ones(2), ValueError, id="array-2"),
+    pytest.param(np.ones((2, 2)), ValueError, id="array-2x2"),
+    pytest.param([1.0], TypeError, id="list"),
+    pytest.param("1.5", TypeError, id="str"),
+    pytest.param(None, TypeError, id="None"),
+    pytest.param(True, TypeError, id="bool-True"),
+    pytest.param(False, TypeError, id="bool-False"),
+    pytest.param(torch.tensor(True), TypeError, id="tensor-bool"),
+    pytest.param(complex(1, 1), TypeError, id="complex"),
+    pytest.param(np.bool_(True), TypeError, id="np.bool_"),
+    pytest.param(np.array("1.5"), TypeError, id="np-str-array"),
+    pytest.param(10**400, ValueError, id="int-beyond-float"),
+]
+
+
+@pytest.mark.parametrize(("loss", "error"), NOT_SCALARS)
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_non_scalar_is_an_error_at_once_in_both_modes(
+    loss: Any, error: type[Exception], strict: bool
+) -> None:
+    opt = sgd(0.1)
+    scheduler = LossFeedbackScheduler(opt, strict=strict)
+    scheduler.step(2.0)
+    before = scheduler.state_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(error):
+            scheduler.step(loss)
+    assert scheduler.state_dict() == before
+    assert scheduler.skipped == 0
+
+
+# -- bad losses: skipped with a warning, or an error in strict mode ---------------------
+
+BAD_LOSSES = [
+    pytest.param(math.nan, 0.0, "not finite", id="nan"),
+    pytest.param(math.inf, 0.0, "not finite", id="+inf"),
+    pytest.param(-math.inf, 0.0, "not finite", id="-inf"),
+    pytest.param(torch.tensor(math.nan), 0.0, "not finite", id="tensor-nan"),
+    pytest.param(np.float32(math.inf), 0.0, "not finite", id="np.float32-inf"),
+    pytest.param(0.0, 0.0, "at or below f_star", id="zero"),
+    pytest.param(-2.0, 0.0, "at or below f_star", id="negative"),
+    pytest.param(-1.0, -1.0, "at or below f_star", id="at-f_star"),
+    pytest.param(-1.5, -1.0, "at or below f_star", id="below-f_star"),
+]
+
+
+@pytest.mark.parametrize(("loss", "f_star", "reason"), BAD_LOSSES)
+@pytest.mark.parametrize("rule", ["seed", "eve"])
+def test_a_bad_loss_is_skipped_with_a_warning(
+    loss: Any, f_star: float, reason: str, rule: str
+) -> None:
+    opt = sgd(0.1, 0.2)
+    scheduler = LossFeedbackScheduler(opt, rule, f_star=f_star)
+    scheduler.step(4.0)
+    scheduler.step(2.0)
+    state, factor, lr = scheduler.state, scheduler.factor, lrs(opt)
+    with pytest.warns(SkippedLossWarning, match=reason):
+        scheduler.step(loss)
+    assert (scheduler.state, scheduler.factor, lrs(opt)) == (state, factor, lr)
+    assert scheduler.get_last_lr() == lr
+    assert scheduler.skipped == 1
+    assert scheduler.state_dict()["skipped"] == 1
+    assert scheduler.last_epoch == 3  # the step is counted; the loss is not
+    with pytest.warns(SkippedLossWarning, match="2 skipped so far"):
+        scheduler.step(loss)
+    scheduler.step(1.0)  # and the next good loss goes on from the state before the skips
+    assert scheduler.factor == factors([4.0, 2.0, 1.0], rule, f_star=f_star)[-1]
+
+
+@pytest.mark.parametrize(("loss", "f_star", "reason"), BAD_LOSSES)
+def test_strict_mode_raises_and_changes_nothing(loss: Any, f_star: float, reason: str) -> None:
+    opt = sgd(0.1)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
+    scheduler = LossFeedbackScheduler(opt, schedule=cosine, strict=True, f_star=f_star)
+    opt.step()
+    scheduler.step(3.0)
+    before, lr = scheduler.state_dict(), lrs(opt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(BadLossError, match=f"{reason}.*strict"):
+            scheduler.step(loss)
+    assert scheduler.state_dict() == before  # the owned schedule did not step either
+    assert lrs(opt) == lr
+    assert scheduler.skipped == 0
+    assert isinstance(BadLossError("x"), ValueError)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    losses=st.lists(
+        st.one_of(
+            st.floats(min_value=1e-6, max_value=1e6),
+            st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -1.0]),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    rule=st.sampled_from(["seed", "eve"]),
+)
+def test_skips_through_the_scheduler_leave_state_and_state_dict_unchanged(
+    losses: list[float], rule: str
+) -> None:
+    opt = sgd(0.1)
+    scheduler = LossFeedbackScheduler(opt, rule)
+    expected = factors(losses, rule)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedLossWarning)
+        for t, loss in enumerate(losses):
+            before = scheduler.state_dict()
+            scheduler.step(loss)
+            after = scheduler.state_dict()
+            if not (math.isfinite(loss) and loss > 0):
+                assert after["skipped"] == before["skipped"] + 1
+                assert after["last_epoch"] == before["last_epoch"] + 1
+                for key in ["skipped", "last_epoch"]:
+                    del before[key], after[key]
+                assert _same(after, before)
+            assert scheduler.factor == expected[t]
+            assert lrs(opt) == [0.1 * expected[t]]
+    assert scheduler.skipped == sum(not (math.isfinite(x) and x > 0) for x in losses)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality where NaN equals NaN (the state holds prev_loss = NaN before any loss)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b)
+
+
+# -- min_lr -------------------------------------------------------------------------------
+
+
+def test_min_lr_scalar_bounds_every_group() -> None:
+    opt = sgd(0.1, 0.01)
+    scheduler = LossFeedbackScheduler(opt, min_lr=2e-3)
+    losses = [1.05**t for t in range(40)]  # a clean rise drives the seed factor to 0
+    for t in range(1, len(losses) + 1):
+        scheduler.step(losses[t - 1])
+        factor = factors(losses[:t])[-1]
+        assert lrs(opt) == [max(0.1 * factor, 2e-3), max(0.01 * factor, 2e-3)]
+    assert factors(losses)[-1] < 0.02  # so both bounds were reached
+    assert lrs(opt) == [2e-3, 2e-3]
+
+
+def test_min_lr_per_group() -> None:
+    opt = sgd(0.1, 0.01, 0.5)
+    scheduler = LossFeedbackScheduler(opt, min_lr=[1e-3, 0.0, 0.4])
+    losses = [1.05**t for t in range(40)]
+    for t in range(1, len(losses) + 1):
+        scheduler.step(losses[t - 1])
+        factor = factors(losses[:t])[-1]
+        assert lrs(opt) == [max(0.1 * factor, 1e-3), 0.01 * factor, max(0.5 * factor, 0.4)]
+    assert lrs(opt)[0] == 1e-3 and lrs(opt)[1] < 1e-4 and lrs(opt)[2] == 0.4
+
+
+# -- hyper-parameters: checked at construction, with the name, the range and the value ----
+
+BAD_HPARAMS = [
+    ("seed", {"beta": 1.0}, "beta must be in [0, 1), got beta=1.0"),
+    ("seed", {"beta": -0.1}, "beta must be in [0, 1), got beta=-0.1"),
+    ("seed", {"beta": math.nan}, "beta must be in [0, 1), got beta=nan"),
+    ("seed", {"beta": "0.9"}, "beta must be a real number in [0, 1), got beta='0.9'"),
+    ("seed", {"beta": True}, "beta must be a real number in [0, 1), got beta=True"),
+    ("seed", {"gamma": 1.5}, "gamma must be in [0, 1), got gamma=1.5"),
+    ("seed", {"gamma": -1}, "gamma must be in [0, 1), got gamma=-1"),
+    ("seed", {"k": 0.0}, "k must be in (0, inf), got k=0.0"),
+    ("seed", {"k": -2.0}, "k must be in (0, inf), got k=-2.0"),
+    ("seed", {"k": math.inf}, "k must be in (0, inf), got k=inf"),
+    ("seed", {"eps": 0.0}, "eps must be in (0, inf), got eps=0.0"),
+    ("seed", {"eps": math.inf}, "eps must be in (0, inf), got eps=inf"),
+    ("seed", {"f_star": math.nan}, "f_star must be in (-inf, inf), got f_star=nan"),
+    ("seed", {"f_star": math.inf}, "f_star must be in (-inf, inf), got f_star=inf"),
+    ("eve", {"f_star": -math.inf}, "f_star must be in (-inf, inf), got f_star=-inf"),
+    ("eve", {"c": 0.5}, "c must be in [1, inf), got c=0.5"),
+    ("eve", {"c": math.inf}, "c must be in [1, inf), got c=inf"),
+    ("eve", {"c": math.nan}, "c must be in [1, inf), got c=nan"),
+    ("eve", {"beta3": 1.0}, "beta3 must be in [0, 1), got beta3=1.0"),
+    ("eve", {"beta3": -0.5}, "beta3 must be in [0, 1), got beta3=-0.5"),
+    ("seed", {"min_lr": -1e-3}, "min_lr must be in [0, inf), got min_lr=-0.001"),
+    ("seed", {"min_lr": math.inf}, "min_lr must be in [0, inf), got min_lr=inf"),
+    ("seed", {"min_lr": math.nan}, "min_lr must be in [0, inf), got min_lr=nan"),
+    ("eve", {"min_lr": [0.1, -1.0]}, "min_lr must be in [0, inf), got min_lr=-1.0"),
+    ("eve", {"min_lr": [0.1]}, "min_lr must have one value per param group (2), got 1"),
+    ("seed", {"betaa": 0.9}, "unknown hyper-parameter(s) ['betaa'] for rule 'seed'"),
+    ("seed", {"c": 10.0}, "unknown hyper-parameter(s) ['c'] for rule 'seed'"),
+    ("eve", {"beta": 0.9}, "unknown hyper-parameter(s) ['beta'] for rule 'eve'"),
+    ("adam", {}, "rule must be one of ['eve', 'seed'], got rule='adam'"),
+]
+
+
+@pytest.mark.parametrize(("rule", "hparams", "message"), BAD_HPARAMS)
+def test_bad_hyper_parameters_are_refused_at_construction(
+    rule: str, hparams: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LossFeedbackScheduler(sgd(0.1, 0.2), rule, **hparams)
+
+
+def test_boundary_hyper_parameters_are_accepted() -> None:
+    opt = sgd(0.1)
+    LossFeedbackScheduler(opt, "seed", beta=0.0, gamma=0.0, k=1e-9, eps=1e-300, f_star=-1e300)
+    LossFeedbackScheduler(opt, "eve", c=1.0, beta3=0.0, min_lr=0.0)
