@@ -26,6 +26,11 @@ test: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
+# The training-quality benchmark (about 5 minutes on 2 cores); needs the `bench` extra.
+bench: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e ".[bench]"
+	nice -n 10 $(BIN)/python -m benchmarks.quality
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
