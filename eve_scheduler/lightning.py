@@ -1,0 +1,604 @@
+"""``EveCallback``: loss feedback for any LightningModule, with no change to the module.
+
+The callback is glue between Lightning's training events and
+:class:`~eve_scheduler.LossFeedbackScheduler`; it holds no math of its own. At the
+start of training it attaches one feedback scheduler to each optimizer, and it
+feeds it the training loss once per optimizer step (or once per epoch).
+
+A schedule returned by ``configure_optimizers`` keeps working: the param groups
+hold the *unscaled* LR from the end of each optimizer step until the end of the
+batch, which is when Lightning steps its schedulers, and the scaled LR
+(``unscaled_lr * factor``) at every other moment: while the optimizer steps, when
+``LearningRateMonitor`` reads it, and when a checkpoint is written.
+
+Lightning is an optional extra: ``pip install "eve-scheduler[lightning]"``. The
+callback subclasses ``lightning.pytorch.Callback`` when the ``lightning`` package
+is installed, else ``pytorch_lightning.Callback``; either class works in either
+namespace's ``Trainer`` when given in the ``callbacks`` list.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+from torch.utils.hooks import RemovableHandle
+
+from eve_scheduler.losses import check_scalar, loss_to_float
+from eve_scheduler.scheduler import LossFeedbackScheduler
+
+_INSTALL_HINT = 'pip install "eve-scheduler[lightning]"'
+
+
+def _lightning_namespace() -> Any:
+    """``lightning.pytorch`` if it is installed, else ``pytorch_lightning``."""
+    for name in ("lightning.pytorch", "pytorch_lightning"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ImportError(
+        f"EveCallback needs Lightning, which is not installed. Install it with: {_INSTALL_HINT}"
+    )
+
+
+if TYPE_CHECKING:
+    from lightning.pytorch import Callback, LightningModule, Trainer
+else:
+    _pl = _lightning_namespace()
+    Callback, LightningModule, Trainer = _pl.Callback, _pl.LightningModule, _pl.Trainer
+
+STATE_VERSION = 1
+INTERVALS = ("step", "epoch")
+
+
+class EveCallback(Callback):
+    r"""Rescale every optimizer's LR from the training loss, with no change to the module.
+
+    With no arguments, it attaches a :class:`~eve_scheduler.LossFeedbackScheduler`
+    (rule ``"seed"``) to every optimizer and feeds it the training loss once per
+    optimizer step. The LR used by optimizer step ``t`` (counting from 0) is
+
+    .. math::
+
+        \mathrm{lr}_t = \max(\mathrm{unscaled\_lr}_t \cdot \mathrm{factor}_t,\ \mathrm{min\_lr})
+
+    where ``unscaled_lr_t`` is the LR the module's optimizer and schedule give at
+    that step (a schedule from ``configure_optimizers`` keeps working, stepped by
+    Lightning every step or every epoch) and ``factor_t`` is the rule's factor
+    after the losses of steps ``0 .. t-1``.
+
+    The loss fed for an optimizer step is the mean of the undivided losses that
+    ``training_step`` returned (a tensor, or a dict with ``"loss"``) on the
+    batches that made that step: with ``accumulate_grad_batches=k`` Lightning
+    hands callbacks ``loss / k``, which is multiplied back by ``k``. Under
+    distributed training, every rank is fed the mean over ranks, so that all
+    ranks hold the same LR. An optimizer step that did not happen (a
+    ``GradScaler`` that found non-finite gradients) feeds nothing. Under manual
+    optimization, each driven optimizer is fed, at each of its steps, the mean of
+    what ``training_step`` returned since its previous step. An LR that other code
+    writes between steps (``ReduceLROnPlateau`` after validation) is kept, as a
+    change of the unscaled LR by the same ratio. The feedback state is saved in
+    checkpoints. ``docs/lightning.md`` has the details and the recipes.
+
+    Args:
+        rule: ``"seed"`` (default) or ``"eve"``; see :mod:`eve_scheduler.core`.
+        interval: ``"step"`` (default): one loss per optimizer step. ``"epoch"``:
+            one value per training epoch, the mean training loss of the epoch (or
+            the value of ``monitor`` at the end of the epoch).
+        monitor: the name of a logged metric to feed instead of the training loss,
+            e.g. ``"val_loss"`` with ``interval="epoch"``. With ``interval="step"``
+            it must be logged from ``training_step``.
+        optimizer_idx: drive only ``trainer.optimizers[optimizer_idx]``. By
+            default every optimizer is driven, and each is fed the same loss.
+        log_metrics: after every optimizer step, log through the module's logger
+            (when the trainer has one) the factor, the rule's state (``d`` and ``v`` for ``seed``, ``d_tilde``
+            for ``eve``), the LR the step used and the loss fed, as
+            ``feedback/factor``, ``feedback/d``, ... (``feedback/opt{i}/...`` when
+            the module has several optimizers).
+        **scheduler_options: passed to :class:`~eve_scheduler.LossFeedbackScheduler`:
+            ``min_lr``, ``strict``, ``lag`` and the rule's hyper-parameters
+            (``beta``, ``gamma``, ``k``, ``eps`` for ``seed``; ``c``, ``beta3``
+            for ``eve``; ``f_star`` for both).
+
+    Raises:
+        ValueError: an unknown rule or interval, or an option out of range.
+        TypeError: an option that ``LossFeedbackScheduler`` does not take.
+
+    Example:
+        >>> from eve_scheduler import EveCallback
+        >>> callback = EveCallback(beta=0.95)  # then: Trainer(callbacks=[callback])
+        >>> callback.schedulers  # one per optimizer, once training starts
+        []
+    """
+
+    def __init__(
+        self,
+        rule: str = "seed",
+        *,
+        interval: str = "step",
+        monitor: str | None = None,
+        optimizer_idx: int | None = None,
+        log_metrics: bool = True,
+        **scheduler_options: Any,
+    ) -> None:
+        if interval not in INTERVALS:
+            raise ValueError(
+                f"interval must be one of {list(INTERVALS)}, got interval={interval!r}"
+            )
+        if optimizer_idx is not None and not _is_index(optimizer_idx):
+            raise ValueError(
+                f"optimizer_idx must be None or an integer >= 0, got {optimizer_idx=!r}"
+            )
+        if "schedule" in scheduler_options:
+            raise TypeError(
+                "EveCallback takes no schedule=: return the schedule from configure_optimizers "
+                "and the callback composes with it"
+            )
+        _check_scheduler_options(rule, scheduler_options)
+        self.rule = rule
+        self.interval = interval
+        self.monitor = monitor
+        self.optimizer_idx = optimizer_idx
+        self.log_metrics = log_metrics
+        self.scheduler_options = dict(scheduler_options)
+        self._feedbacks: list[_OptimizerFeedback] = []
+        self._scale = 1.0  # what a fed value is multiplied by (accumulate_grad_batches)
+        self._global_step_at_batch_start = 0
+        self._state_to_restore: dict[str, Any] | None = None
+
+    @property
+    def state_key(self) -> str:
+        # Only what is driven: a resume with another interval or monitor keeps the state
+        # (and one with another rule fails loudly in LossFeedbackScheduler.load_state_dict).
+        return self._generate_state_key(optimizer_idx=self.optimizer_idx)
+
+    @property
+    def schedulers(self) -> list[LossFeedbackScheduler]:
+        """The feedback scheduler of each driven optimizer (empty before training)."""
+        return [feedback.scheduler for feedback in self._feedbacks]
+
+    # -- attaching and detaching -------------------------------------------------------
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Runs after the optimizers and their schedules are restored from a checkpoint.
+        self._detach()
+        driven = self._driven_optimizers(trainer)
+        self._check_no_other_feedback(trainer, [optimizer for _, optimizer in driven])
+        several = len(trainer.optimizers) > 1
+        self._feedbacks = [
+            _OptimizerFeedback(
+                LossFeedbackScheduler(optimizer, self.rule, **self.scheduler_options),
+                prefix=f"feedback/opt{index}/" if several else "feedback/",
+                device=pl_module.device,
+            )
+            for index, optimizer in driven
+        ]
+        feeds_loss = self.monitor is None and pl_module.automatic_optimization
+        self._scale = float(trainer.accumulate_grad_batches) if feeds_loss else 1.0
+        if self._state_to_restore is not None:
+            self._restore(self._state_to_restore)
+            self._state_to_restore = None
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._detach()
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        self._detach()
+
+    def _detach(self) -> None:
+        for feedback in self._feedbacks:
+            feedback.detach()
+
+    def _driven_optimizers(self, trainer: Trainer) -> list[tuple[int, Optimizer]]:
+        optimizers = list(trainer.optimizers)
+        if not optimizers:
+            raise ValueError(
+                "EveCallback found no optimizer: configure_optimizers must return at least one"
+            )
+        if self.optimizer_idx is None:
+            return list(enumerate(optimizers))
+        if self.optimizer_idx >= len(optimizers):
+            raise ValueError(
+                f"EveCallback(optimizer_idx={self.optimizer_idx}) but the module has "
+                f"{len(optimizers)} optimizer(s); pass an index below {len(optimizers)}"
+            )
+        return [(self.optimizer_idx, optimizers[self.optimizer_idx])]
+
+    def _check_no_other_feedback(self, trainer: Trainer, optimizers: list[Optimizer]) -> None:
+        """Refuse a second source of feedback on an optimizer that this callback drives."""
+        for other in trainer.callbacks:  # type: ignore[attr-defined]
+            if (
+                isinstance(other, EveCallback)
+                and other is not self
+                and _may_share(self.optimizer_idx, other.optimizer_idx)
+            ):
+                raise ValueError(
+                    "two EveCallbacks drive the same optimizer, which would apply the feedback "
+                    "twice: give each its own EveCallback(optimizer_idx=...)"
+                )
+        driven = {id(optimizer) for optimizer in optimizers}
+        for config in trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            if isinstance(scheduler, LossFeedbackScheduler) and id(scheduler.optimizer) in driven:
+                raise ValueError(
+                    "configure_optimizers already returns a LossFeedbackScheduler for an "
+                    "optimizer that EveCallback drives, which would apply the feedback twice: "
+                    "remove one of them, or pass EveCallback(optimizer_idx=...) to drive "
+                    "another optimizer"
+                )
+
+    # -- training events ---------------------------------------------------------------
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._global_step_at_batch_start = trainer.global_step
+        for feedback in self._feedbacks:
+            feedback.keep_outside_changes()
+
+    def on_before_optimizer_step(
+        self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer
+    ) -> None:
+        for feedback in self._feedbacks:
+            if feedback.optimizer is optimizer:
+                feedback.before_optimizer_step()
+
+    def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Under automatic optimization, an optimizer_step override may run the
+        # closure and skip optimizer.step; Lightning then still steps the schedule.
+        if pl_module.automatic_optimization:
+            for feedback in self._feedbacks:
+                feedback.unscale_unless_stepping()
+
+    def on_train_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if not self._feedbacks:
+            return
+        value = self._batch_value(trainer, pl_module, outputs)
+        if (
+            pl_module.automatic_optimization
+            and trainer.global_step > self._global_step_at_batch_start
+        ):
+            # Lightning counted an optimizer step: if optimizer.step did not run (an
+            # optimizer_step override that skipped it), the batch's losses are dropped.
+            for feedback in self._feedbacks:
+                feedback.attempted = True
+        epoch_ends = (
+            self.interval == "epoch" and self.monitor is None and _is_last_batch(trainer, batch_idx)
+        )
+        for feedback in self._feedbacks:
+            feedback.end_batch(value)
+            if feedback.stepped:
+                window = feedback.take_window()
+                if window is not None and self.interval == "step":
+                    feedback.feed(self._reduce(trainer, pl_module, window.mean() * self._scale))
+                elif window is not None:
+                    feedback.add_to_epoch(window)
+            if epoch_ends and feedback.epoch_count:
+                feedback.feed(self._reduce(trainer, pl_module, feedback.take_epoch() * self._scale))
+            if feedback.stepped and self.log_metrics and trainer.loggers:
+                pl_module.log_dict(feedback.metrics(), on_step=True, on_epoch=False, batch_size=1)
+            feedback.end_step()
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.interval != "epoch" or self.monitor is None or not self._feedbacks:
+            return
+        if self.monitor not in trainer.callback_metrics and trainer.fit_loop.restarting:
+            warnings.warn(
+                f"EveCallback: resumed from a checkpoint written before the end of epoch "
+                f"{trainer.current_epoch}, and Lightning does not save logged metrics, so "
+                f"that epoch's {self.monitor!r} is not fed (Lightning skips its own "
+                "ReduceLROnPlateau step there too). To keep it, write checkpoints at the end "
+                "of the training epoch: ModelCheckpoint(save_on_train_epoch_end=True)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        value = self._reduce(trainer, pl_module, _as_tensor(self._monitored(trainer)))
+        for feedback in self._feedbacks:
+            feedback.feed(value)
+
+    # -- where the fed value comes from ------------------------------------------------
+
+    def _batch_value(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any
+    ) -> Tensor | None:
+        """This batch's loss as handed to callbacks, or the monitored metric, or None."""
+        if self.monitor is not None:
+            return None if self.interval == "epoch" else _as_tensor(self._monitored(trainer))
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        if loss is None:
+            if not pl_module.automatic_optimization and any(f.stepped for f in self._feedbacks):
+                raise ValueError(
+                    "EveCallback needs the training loss, but training_step returned no loss: "
+                    "return the loss (a tensor, or a dict with 'loss') from training_step, "
+                    "or pass EveCallback(monitor=...) to feed a logged metric"
+                )
+            return None  # automatic optimization: a training_step that returned None
+        return _as_tensor(loss)
+
+    def _monitored(self, trainer: Trainer) -> Any:
+        metrics = trainer.callback_metrics
+        if self.monitor not in metrics:
+            where = "from training_step" if self.interval == "step" else "by the end of the epoch"
+            raise ValueError(
+                f"EveCallback(monitor={self.monitor!r}) found no metric {self.monitor!r}; "
+                f"available metrics: {sorted(metrics)}. Log it {where} with "
+                f"self.log({self.monitor!r}, value), or monitor one of those"
+            )
+        return metrics[self.monitor]
+
+    @staticmethod
+    def _reduce(trainer: Trainer, pl_module: LightningModule, value: Tensor) -> Tensor:
+        """The mean of ``value`` over all ranks (one all-reduce; nothing on one device)."""
+        if trainer.world_size <= 1:
+            return value
+        mean: Tensor = trainer.strategy.reduce(value.to(pl_module.device).clone(), reduce_op="mean")
+        return mean
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data: each driven optimizer's scheduler state and the losses not yet fed."""
+        if not self._feedbacks:
+            return dict(self._state_to_restore or {})
+        return {
+            "version": STATE_VERSION,
+            "optimizers": [feedback.state_dict() for feedback in self._feedbacks],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Called before the optimizers exist: the state is applied in on_train_start.
+        if not state_dict:
+            return
+        version = state_dict.get("version")
+        if version != STATE_VERSION:
+            raise ValueError(
+                f"cannot load an EveCallback state of version {version!r}; "
+                f"this release reads version {STATE_VERSION}"
+            )
+        self._state_to_restore = dict(state_dict)
+
+    def _restore(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict["optimizers"]
+        if len(saved) != len(self._feedbacks):
+            raise ValueError(
+                f"the checkpoint holds EveCallback state for {len(saved)} optimizer(s), "
+                f"this run drives {len(self._feedbacks)}"
+            )
+        for feedback, state in zip(self._feedbacks, saved, strict=True):
+            feedback.load_state_dict(state)
+
+
+class _OptimizerFeedback:
+    """One optimizer's feedback scheduler, its unscaled window and its unfed losses.
+
+    The param groups hold the unscaled LR from the end of an optimizer step (or,
+    where the gradients are computed outside ``optimizer.step``, from the end of
+    the backward pass) until the end of the batch, so that a schedule stepped in
+    between sees the LR it would see without feedback. The step pre-hook applies
+    the factor again, so ``optimizer.step`` always uses the scaled LR.
+    """
+
+    def __init__(self, scheduler: LossFeedbackScheduler, prefix: str, device: torch.device) -> None:
+        self.scheduler = scheduler
+        self.optimizer = scheduler.optimizer
+        self.prefix = prefix
+        self.dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.device = device
+        self.window: list[Tensor] = []  # values of the batches since the last optimizer step
+        self.epoch_sum: Tensor | None = None
+        self.epoch_count = 0
+        self.attempted = False  # Lightning asked for an optimizer step in this batch
+        self.stepped = False  # optimizer.step really ran in this batch
+        self.fed: Tensor | None = None
+        self.used_lrs: list[float | Tensor] = list(scheduler.get_last_lr())
+        self._inside_step = False
+        self._unscaled = ExitStack()
+        self._unscaled_open = False
+        self._handles: list[RemovableHandle] = [
+            self.optimizer.register_step_pre_hook(self._before_step),
+            self.optimizer.register_step_post_hook(self._after_step),
+        ]
+
+    # -- the unscaled window ---------------------------------------------------------
+
+    def open_window(self) -> None:
+        if not self._unscaled_open:
+            self.keep_outside_changes()
+            self._unscaled.enter_context(self.scheduler.unscaled())
+            self._unscaled_open = True
+
+    def close_window(self) -> None:
+        # Whatever LRs the groups hold now become the unscaled LRs; the factor is re-applied.
+        if self._unscaled_open:
+            self._unscaled_open = False
+            self._unscaled.close()
+
+    def keep_outside_changes(self) -> None:
+        """Keep an LR that something else wrote while the window was closed.
+
+        A change made outside the window (``ReduceLROnPlateau`` stepped after
+        validation, the user's own code) stays for the next step: it is taken as
+        a change of the unscaled LR by the same ratio. Tensor LRs are not checked.
+        """
+        if self._unscaled_open:
+            return
+        groups = self.optimizer.param_groups
+        changed = [
+            (group, lr_now, lr_written)
+            for group, lr_written in zip(groups, self.scheduler.get_last_lr(), strict=False)
+            if not isinstance(lr_now := group["lr"], Tensor)
+            and not isinstance(lr_written, Tensor)
+            and lr_now != lr_written
+        ]
+        if not changed:
+            return
+        with self.scheduler.unscaled():  # inside, the groups hold the unscaled LRs
+            for group, lr_now, lr_written in changed:
+                group["lr"] = group["lr"] * (lr_now / lr_written) if lr_written else lr_now
+
+    # -- torch optimizer hooks and Lightning events ----------------------------------
+
+    def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self.close_window()
+        self.keep_outside_changes()
+        self.used_lrs = list(self.scheduler.get_last_lr())
+        self._inside_step = True
+
+    def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self._inside_step = False
+        self.stepped = True
+        self.open_window()
+
+    def before_optimizer_step(self) -> None:
+        """Lightning's ``on_before_optimizer_step``: the step may still be skipped."""
+        self.attempted = True
+        self.unscale_unless_stepping()
+
+    def unscale_unless_stepping(self) -> None:
+        """Open the window when gradients are ready but ``optimizer.step`` is not running.
+
+        Where the closure runs outside ``optimizer.step`` (a ``GradScaler``, an
+        ``optimizer_step`` override, accumulation), the step may not happen, and a
+        schedule stepped after it must still see the unscaled LR; if the step
+        does happen, its pre-hook applies the factor again first.
+        """
+        if not self._inside_step:
+            self.open_window()
+
+    def end_batch(self, value: Tensor | None) -> None:
+        self.close_window()
+        if value is not None:
+            self.window.append(value)
+
+    def take_window(self) -> Tensor | None:
+        """The values of the batches that made this step, stacked on one device."""
+        values, self.window = self.window, []
+        if not values:
+            return None
+        return torch.stack([v.to(self.device, self.dtype) for v in values])
+
+    def add_to_epoch(self, window: Tensor) -> None:
+        total = window.sum()
+        self.epoch_sum = total if self.epoch_sum is None else self.epoch_sum + total
+        self.epoch_count += window.numel()
+
+    def take_epoch(self) -> Tensor:
+        assert self.epoch_sum is not None
+        mean = self.epoch_sum / self.epoch_count
+        self.epoch_sum, self.epoch_count = None, 0
+        return mean
+
+    def end_step(self) -> None:
+        if self.attempted and not self.stepped:
+            self.window = []  # the optimizer step these losses led to was skipped
+        self.attempted = False
+        self.stepped = False
+        self.fed = None
+
+    def feed(self, value: Tensor) -> None:
+        self.scheduler.step(value)
+        self.fed = value
+
+    def metrics(self) -> dict[str, Tensor]:
+        """What to log after an optimizer step; host numbers as CPU tensors (no copy to
+        the device, which would wait for it)."""
+        scheduler = self.scheduler
+        out: dict[str, float | Tensor] = {f"{self.prefix}factor": scheduler.factor}
+        for name, value in scheduler.state._asdict().items():
+            if name not in ("t", "prev_loss"):
+                out[f"{self.prefix}{name}"] = value
+        if len(self.used_lrs) == 1:
+            out[f"{self.prefix}lr"] = self.used_lrs[0]
+        else:
+            for index, lr in enumerate(self.used_lrs):
+                out[f"{self.prefix}lr/pg{index}"] = lr
+        if self.fed is not None:
+            out[f"{self.prefix}loss"] = self.fed
+        return {key: _host_tensor(value) for key, value in out.items()}
+
+    def detach(self) -> None:
+        self.close_window()
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    # -- checkpoints -----------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "scheduler": self.scheduler.state_dict(),
+            "window": [loss_to_float(value) for value in self.window],
+            "epoch_sum": 0.0 if self.epoch_sum is None else loss_to_float(self.epoch_sum),
+            "epoch_count": self.epoch_count,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.window = [self._tensor(value) for value in state["window"]]
+        self.epoch_count = int(state["epoch_count"])
+        self.epoch_sum = self._tensor(state["epoch_sum"]) if self.epoch_count else None
+        self.used_lrs = list(self.scheduler.get_last_lr())
+
+    def _tensor(self, value: float) -> Tensor:
+        return torch.tensor(float(value), dtype=self.dtype, device=self.device)
+
+
+class _ParamGroups:
+    """Stands in for an optimizer to check the scheduler options before training."""
+
+    def __init__(self, count: int) -> None:
+        self.param_groups: list[dict[str, Any]] = [{"lr": 1.0} for _ in range(count)]
+
+
+def _check_scheduler_options(rule: str, options: dict[str, Any]) -> None:
+    min_lr = options.get("min_lr", 0.0)
+    count = len(min_lr) if isinstance(min_lr, Sequence) and not isinstance(min_lr, str) else 1
+    LossFeedbackScheduler(_ParamGroups(max(count, 1)), rule, **options)
+
+
+def _may_share(index: int | None, other: int | None) -> bool:
+    """Whether two callbacks with these ``optimizer_idx`` may drive the same optimizer."""
+    return index is None or other is None or index == other
+
+
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _as_tensor(value: Any) -> Tensor:
+    """A scalar loss or metric as a detached 0-d tensor (no host read)."""
+    check_scalar(value)
+    if isinstance(value, Tensor):
+        return value.detach().reshape(())
+    return torch.tensor(loss_to_float(value), dtype=torch.float64)
+
+
+def _host_tensor(value: float | Tensor) -> Tensor:
+    """A tensor as it is; a Python number as a 0-d float64 tensor on the CPU."""
+    return value if isinstance(value, Tensor) else torch.tensor(value, dtype=torch.float64)
+
+
+def _is_last_batch(trainer: Trainer, batch_idx: int) -> bool:
+    """Whether this is the last training batch of the epoch."""
+    is_last = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+    return bool(batch_idx + 1 >= trainer.num_training_batches or is_last)
+
+
+__all__ = ["EveCallback"]

@@ -1,0 +1,749 @@
+"""EveCallback in real ``Trainer.fit`` runs: the LR each optimizer step uses, against a reference.
+
+The reference is computed without the callback: the module's schedule stepped alone
+on a copy of the optimizer gives the unscaled LR of each step, and the literal rule of
+``tests/reference.py`` fed the losses that the module recorded gives the factor.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from reference import factors_before_each_loss, seed_sequences
+from torch import Tensor, nn
+from torch.nn import functional
+from torch.optim import SGD, Optimizer
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    ReduceLROnPlateau,
+    SequentialLR,
+    StepLR,
+)
+from torch.utils.data import DataLoader, TensorDataset
+
+from eve_scheduler import EveCallback, LossFeedbackScheduler
+
+torch.set_num_threads(1)
+
+NAMESPACES = ["lightning.pytorch", "pytorch_lightning"]
+LR = 0.1
+MakeSchedule = Callable[[Optimizer], Any]
+
+
+def data(batches: int = 6, batch_size: int = 16, *, seed: int = 0) -> DataLoader[Any]:
+    """``batches`` fixed batches of scikit-learn's diabetes data (10 features), no shuffling."""
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True)
+    generator = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(len(x), generator=generator)[: batches * batch_size]
+    features = torch.tensor(x, dtype=torch.float32)[rows] * 10
+    target = torch.tensor((y - y.mean()) / y.std(), dtype=torch.float32)[rows].unsqueeze(1)
+    return DataLoader(TensorDataset(features, target), batch_size=batch_size)
+
+
+def regressor(
+    pl: Any,
+    *,
+    schedule: MakeSchedule | None = None,
+    interval: str = "step",
+    lr: float = LR,
+) -> Any:
+    """A linear model on ``pl.LightningModule`` that records its losses and LRs.
+
+    ``losses``: the loss of every training batch, as ``training_step`` computed it;
+    ``batches``: the first feature of that batch.
+    ``lrs``: the LR in the param group while each optimizer step runs (read by a
+    step pre-hook registered after the callback's).
+    """
+
+    class Regressor(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = nn.Linear(10, 1)
+            self.losses: list[float] = []
+            self.lrs: list[float] = []
+            self.batches: list[float] = []  # the first feature of each batch, to tell them apart
+
+        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+            x, y = batch
+            loss = functional.mse_loss(self.net(x), y)
+            self.batches.append(x[0, 0].item())
+            self.losses.append(loss.item())
+            self.log("train_loss", loss)
+            return loss
+
+        def configure_optimizers(self) -> Any:
+            optimizer = SGD(self.parameters(), lr=lr)
+            if schedule is None:
+                return optimizer
+            scheduler = {"scheduler": schedule(optimizer), "interval": interval}
+            return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+        def on_train_start(self) -> None:
+            for optimizer in self.trainer.optimizers:
+                optimizer.register_step_pre_hook(self._record_lr)
+
+        def _record_lr(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+            self.lrs.append(optimizer.param_groups[0]["lr"])
+
+    return Regressor()
+
+
+def trainer(pl: Any, callbacks: list[Any], **options: Any) -> Any:
+    settings: dict[str, Any] = {
+        "max_epochs": 2,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        "accelerator": "cpu",
+        "devices": 1,
+    }
+    settings.update(options)
+    return pl.Trainer(callbacks=callbacks, **settings)
+
+
+def schedule_alone(
+    make_schedule: MakeSchedule | None,
+    steps: int,
+    *,
+    interval: str = "step",
+    steps_per_epoch: int = 6,
+    lr: float = LR,
+) -> list[float]:
+    """The LR of each of ``steps`` optimizer steps with the schedule alone, on a copy."""
+    optimizer = SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    schedule = make_schedule(optimizer) if make_schedule else None
+    lrs = []
+    for t in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if schedule is not None and (interval == "step" or (t + 1) % steps_per_epoch == 0):
+            schedule.step()
+    return lrs
+
+
+def expected_lrs(unscaled: list[float], fed_losses: list[float], **hparams: float) -> list[float]:
+    factors = factors_before_each_loss(fed_losses, **hparams)
+    return [lr * factor for lr, factor in zip(unscaled, factors, strict=True)]
+
+
+def warmup_then_cosine(optimizer: Optimizer) -> SequentialLR:
+    warmup = LinearLR(optimizer, start_factor=0.25, total_iters=3)
+    cosine = CosineAnnealingLR(optimizer, T_max=9)
+    return SequentialLR(optimizer, [warmup, cosine], milestones=[3])
+
+
+def halve_each_epoch(optimizer: Optimizer) -> StepLR:
+    return StepLR(optimizer, step_size=1, gamma=0.5)
+
+
+# -- the no-argument case, with and without a schedule, in both namespaces ---------
+
+
+@pytest.mark.parametrize("namespace", NAMESPACES)
+@pytest.mark.parametrize(
+    ("schedule", "interval"),
+    [(None, "step"), (warmup_then_cosine, "step"), (halve_each_epoch, "epoch")],
+    ids=["no-schedule", "warmup-cosine-per-step", "halving-per-epoch"],
+)
+def test_lr_is_the_schedule_times_the_factor_of_the_losses(
+    namespace: str, schedule: MakeSchedule | None, interval: str
+) -> None:
+    pl = importlib.import_module(namespace)
+    model = regressor(pl, schedule=schedule, interval=interval)
+    callback = EveCallback()
+    trainer(pl, [callback]).fit(model, data())
+
+    assert len(model.lrs) == len(model.losses) == 12  # 2 epochs of 6 optimizer steps
+    unscaled = schedule_alone(schedule, 12, interval=interval)
+    assert model.lrs == expected_lrs(unscaled, model.losses)
+    assert callback.schedulers[0].state.t == 12
+
+
+def test_a_training_step_returning_a_dict_and_no_logging() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    base = type(regressor(pl))
+
+    class ReturnsDict(base):
+        def training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+            return {"loss": super().training_step(batch, batch_idx), "batch_idx": batch_idx}
+
+    model = ReturnsDict()
+    fit = trainer(pl, [EveCallback(log_metrics=False)], max_epochs=1)
+    fit.fit(model, data())
+    assert model.lrs == expected_lrs(schedule_alone(None, 6), model.losses)
+    assert not [key for key in fit.callback_metrics if key.startswith("feedback/")]
+
+
+def test_the_lr_in_the_group_is_the_lr_the_update_used() -> None:
+    """Plain SGD moves w by -lr * grad: read the LR back from the parameter update."""
+    pl = importlib.import_module("lightning.pytorch")
+    model = regressor(pl, schedule=warmup_then_cosine)
+    seen: list[float] = []
+
+    class UpdateProbe(pl.Callback):
+        def on_before_optimizer_step(self, trainer: Any, module: Any, optimizer: Any) -> None:
+            self.before = module.net.bias.detach().clone()
+            self.grad = module.net.bias.grad.detach().clone()
+
+        def on_train_batch_end(self, trainer: Any, module: Any, *args: Any) -> None:
+            step = self.before - module.net.bias.detach()
+            seen.append(float(step / self.grad))
+
+    trainer(pl, [EveCallback(), UpdateProbe()], max_epochs=1).fit(model, data())
+    assert seen == pytest.approx(model.lrs, rel=1e-5)
+    assert model.lrs == expected_lrs(schedule_alone(warmup_then_cosine, 6), model.losses)
+
+
+def test_eve_rule_and_hyper_parameters_reach_the_scheduler() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = regressor(pl)
+    callback = EveCallback("eve", c=4.0, beta3=0.9, min_lr=0.0)
+    trainer(pl, [callback], max_epochs=1).fit(model, data())
+    assert callback.schedulers[0].rule.c == 4.0
+    unscaled = schedule_alone(None, 6)
+    assert model.lrs == expected_lrs(unscaled, model.losses, rule="eve", c=4.0, beta3=0.9)
+
+
+def test_lag_reads_each_loss_one_step_late() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = regressor(pl)
+    trainer(pl, [EveCallback(lag=1)], max_epochs=1).fit(model, data())
+    factors = factors_before_each_loss(model.losses)
+    assert model.lrs == [LR * f for f in [factors[0], *factors[:-1]]]
+
+
+# -- gradient accumulation and skipped optimizer steps ---------------------------------
+
+
+@pytest.mark.parametrize("accumulate", [2, 4])
+def test_accumulation_feeds_the_mean_undivided_loss_of_each_step(accumulate: int) -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = regressor(pl, schedule=warmup_then_cosine)
+    # f_star breaks the rule's scale invariance, so that a loss fed divided by k shows.
+    callback = EveCallback(f_star=-0.5)
+    # 5 batches an epoch: the last optimizer step of each epoch has a shorter window.
+    trainer(pl, [callback], accumulate_grad_batches=accumulate).fit(model, data(batches=5))
+
+    windows = [list(range(i, min(i + accumulate, 5))) for i in range(0, 5, accumulate)]
+    fed = [
+        sum(model.losses[5 * epoch + i] for i in window) / len(window)
+        for epoch in range(2)
+        for window in windows
+    ]
+    steps = len(fed)
+    assert len(model.lrs) == steps == callback.schedulers[0].state.t
+    unscaled = schedule_alone(warmup_then_cosine, steps)
+    assert model.lrs == expected_lrs(unscaled, fed, f_star=-0.5)
+
+
+def skipping_regressor(pl: Any, how: str, skip: int) -> Any:
+    """``regressor`` whose optimizer step on batch ``skip`` does not happen.
+
+    ``how="grad-scaler"``: the gradients are made infinite, so that a real
+    ``GradScaler`` skips ``optimizer.step``. ``how="no-step"``: ``optimizer_step``
+    runs the closure but not the step (Lightning still counts it).
+    """
+    base = type(regressor(pl, schedule=warmup_then_cosine))
+
+    class Skipping(base):
+        def on_after_backward(self) -> None:
+            if how == "grad-scaler" and len(self.losses) == skip + 1:
+                self.net.weight.grad.fill_(math.inf)
+
+        def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, closure: Any) -> None:
+            if how == "no-step" and batch_idx == skip:
+                closure()
+                return
+            optimizer.step(closure=closure)
+
+    return Skipping()
+
+
+@pytest.mark.parametrize("how", ["grad-scaler", "no-step"])
+def test_a_skipped_optimizer_step_feeds_nothing(how: str) -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.plugins import MixedPrecision
+
+    skip = 2
+    model = skipping_regressor(pl, how, skip)
+    callback = EveCallback()
+    plugins = []
+    if how == "grad-scaler":  # fp16 AMP with a real GradScaler, on the CPU
+        scaler = torch.amp.GradScaler("cpu", init_scale=16.0)
+        plugins = [MixedPrecision("16-mixed", "cpu", scaler=scaler)]
+    fit = trainer(pl, [callback], max_epochs=1, plugins=plugins)
+    fit.fit(model, data())
+
+    assert fit.global_step == 6  # Lightning counts the skipped step
+    assert len(model.lrs) == 5  # ... but optimizer.step ran 5 times
+    assert callback.schedulers[0].state.t == 5
+    # The schedule is stepped by Lightning after every batch, skipped step included;
+    # the factor only moves on the steps that happened.
+    unscaled = schedule_alone(warmup_then_cosine, 6)
+    fed = [loss for i, loss in enumerate(model.losses) if i != skip]
+    factors = factors_before_each_loss(fed)
+    factors_by_batch = factors[: skip + 1] + factors[skip:]
+    expected = [lr * f for lr, f in zip(unscaled, factors_by_batch, strict=True)]
+    del expected[skip]  # no optimizer step used the LR of the skipped batch
+    assert model.lrs == expected
+
+
+def test_bf16_mixed_precision() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = regressor(pl, schedule=warmup_then_cosine)
+    trainer(pl, [EveCallback()], max_epochs=1, precision="bf16-mixed").fit(model, data())
+    assert model.lrs == expected_lrs(schedule_alone(warmup_then_cosine, 6), model.losses)
+
+
+# -- manual optimization and several optimizers ------------------------------------
+
+
+def manual_module(pl: Any, *, every: tuple[int, int] = (1, 1), returns: str = "loss") -> Any:
+    """Two optimizers on the two halves of a model, stepped by hand.
+
+    Optimizer ``i`` steps on every ``every[i]``-th batch; the first one owns an
+    ``ExponentialLR`` that ``training_step`` steps right after the optimizer.
+    ``training_step`` logs ``loss_a`` and ``loss_b`` (two different numbers) and
+    returns the loss (``returns="loss"``), or nothing (``returns="nothing"``).
+    """
+
+    class TwoOptimizers(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.automatic_optimization = False
+            torch.manual_seed(0)
+            self.first = nn.Linear(10, 4)
+            self.second = nn.Linear(4, 1)
+            self.losses: list[float] = []
+            self.metrics: list[tuple[float, float]] = []
+            self.lrs: list[tuple[float, float]] = []
+
+        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Any:
+            x, y = batch
+            opt_a, opt_b = self.optimizers()
+            loss = functional.mse_loss(self.second(torch.tanh(self.first(x))), y)
+            self.manual_backward(loss)
+            self.lrs.append((opt_a.param_groups[0]["lr"], opt_b.param_groups[0]["lr"]))
+            if batch_idx % every[0] == 0:
+                opt_a.step()
+                self.lr_schedulers().step()
+            if batch_idx % every[1] == 0:
+                opt_b.step()
+            opt_a.zero_grad()
+            opt_b.zero_grad()
+            metric_a, metric_b = loss.detach(), 2.0 * loss.detach() + 1.0
+            self.losses.append(loss.item())
+            self.metrics.append((metric_a.item(), metric_b.item()))
+            self.log_dict({"loss_a": metric_a, "loss_b": metric_b})
+            return loss if returns == "loss" else None
+
+        def configure_optimizers(self) -> Any:
+            opt_a = SGD(self.first.parameters(), lr=LR)
+            opt_b = SGD(self.second.parameters(), lr=0.05)
+            return [opt_a, opt_b], [ExponentialLR(opt_a, gamma=0.9)]
+
+    return TwoOptimizers()
+
+
+def test_manual_optimization_drives_every_optimizer_with_the_returned_loss() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = manual_module(pl)
+    callback = EveCallback()
+    trainer(pl, [callback], max_epochs=1).fit(model, data())
+
+    factors = factors_before_each_loss(model.losses)
+    decay = schedule_alone(lambda opt: ExponentialLR(opt, gamma=0.9), 6)
+    assert [a for a, _ in model.lrs] == [lr * f for lr, f in zip(decay, factors, strict=True)]
+    assert [b for _, b in model.lrs] == [0.05 * f for f in factors]
+    assert [s.state.t for s in callback.schedulers] == [6, 6]
+
+
+def test_optimizer_idx_drives_one_optimizer_only() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = manual_module(pl)
+    callback = EveCallback(optimizer_idx=1)
+    trainer(pl, [callback], max_epochs=1).fit(model, data())
+
+    decay = schedule_alone(lambda opt: ExponentialLR(opt, gamma=0.9), 6)
+    assert [a for a, _ in model.lrs] == decay  # untouched
+    assert [b for _, b in model.lrs] == [0.05 * f for f in factors_before_each_loss(model.losses)]
+
+
+def test_one_callback_per_optimizer_each_with_its_own_metric() -> None:
+    """A GAN-like set-up: the second optimizer steps every other batch on its own loss."""
+    pl = importlib.import_module("lightning.pytorch")
+    model = manual_module(pl, every=(1, 2), returns="nothing")
+    first = EveCallback(optimizer_idx=0, monitor="loss_a")
+    second = EveCallback(optimizer_idx=1, monitor="loss_b")
+    trainer(pl, [first, second], max_epochs=1).fit(model, data())
+
+    metric_a = [a for a, _ in model.metrics]
+    metric_b = [b for _, b in model.metrics]
+    decay = schedule_alone(lambda opt: ExponentialLR(opt, gamma=0.9), 6)
+    assert [a for a, _ in model.lrs] == expected_lrs(decay, metric_a)
+    # The second optimizer's step on batch 2i is fed the mean of batches 2i and 2i + 1
+    # (the first step: batch 0 alone, as no batch came before it).
+    fed_b = [metric_b[0], (metric_b[1] + metric_b[2]) / 2, (metric_b[3] + metric_b[4]) / 2]
+    factors_b = factors_before_each_loss(fed_b)
+    assert [b for _, b in model.lrs][0::2] == [0.05 * f for f in factors_b]
+    assert second.schedulers[0].state.t == 3
+
+
+def test_manual_optimization_without_a_returned_loss_says_what_to_do() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = manual_module(pl, returns="nothing")
+    with pytest.raises(
+        ValueError, match=r"return the loss .* or pass EveCallback\(monitor=\.\.\.\)"
+    ):
+        trainer(pl, [EveCallback()], max_epochs=1).fit(model, data())
+
+
+# -- interval and monitor ------------------------------------------------------------
+
+
+def test_epoch_interval_feeds_the_mean_loss_of_each_epoch() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = regressor(pl, schedule=warmup_then_cosine)
+    callback = EveCallback(interval="epoch")
+    trainer(pl, [callback], max_epochs=3).fit(model, data())
+
+    epoch_means = [sum(model.losses[6 * e : 6 * e + 6]) / 6 for e in range(3)]
+    factors = factors_before_each_loss(epoch_means)
+    by_step = [factors[t // 6] for t in range(18)]
+    unscaled = schedule_alone(warmup_then_cosine, 18)
+    assert model.lrs == [lr * f for lr, f in zip(unscaled, by_step, strict=True)]
+    assert callback.schedulers[0].state.t == 3
+
+
+def with_validation(pl: Any) -> Any:
+    """``regressor`` that also logs ``val_loss`` (one validation batch an epoch)."""
+    base = type(regressor(pl))
+
+    class Validated(base):
+        def __init__(self) -> None:
+            super().__init__()
+            self.val_losses: list[float] = []
+
+        def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+            x, y = batch
+            loss = functional.mse_loss(self.net(x), y)
+            self.val_losses.append(loss.item())
+            self.log("val_loss", loss)
+
+    return Validated()
+
+
+def test_monitor_feeds_a_validation_metric_once_per_epoch() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = with_validation(pl)
+    callback = EveCallback(interval="epoch", monitor="val_loss")
+    fit = trainer(pl, [callback], max_epochs=3, limit_val_batches=1)
+    fit.fit(model, train_dataloaders=data(), val_dataloaders=data(batches=1, seed=1))
+
+    assert len(model.val_losses) == 3
+    factors = factors_before_each_loss(model.val_losses)
+    assert model.lrs == [LR * factors[t // 6] for t in range(18)]
+
+
+def test_monitor_a_training_metric_every_step() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = regressor(pl)
+    trainer(pl, [EveCallback(monitor="train_loss")], max_epochs=1).fit(model, data())
+    assert model.lrs == expected_lrs(schedule_alone(None, 6), model.losses)
+
+
+def test_a_missing_monitored_metric_lists_the_available_ones() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = regressor(pl)
+    with pytest.raises(
+        ValueError, match=r"no metric 'val_loss'; available metrics: \['train_loss'\]"
+    ):
+        trainer(pl, [EveCallback(monitor="val_loss")], max_epochs=1).fit(model, data())
+
+
+# -- schedules stepped outside the optimizer step --------------------------------------
+
+
+def test_reduce_lr_on_plateau_changes_are_kept() -> None:
+    """Lightning steps a plateau schedule after the epoch; its cut stays, times the factor."""
+    pl = importlib.import_module("lightning.pytorch")
+    base = type(regressor(pl))
+
+    class Plateau(base):
+        def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+            self.log("never_improves", 1.0, on_step=False, on_epoch=True)
+            loss: Tensor = super().training_step(batch, batch_idx)
+            return loss
+
+        def configure_optimizers(self) -> Any:
+            optimizer = SGD(self.parameters(), lr=LR)
+            plateau = ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
+            scheduler = {"scheduler": plateau, "monitor": "never_improves", "interval": "epoch"}
+            return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    model = Plateau()
+    trainer(pl, [EveCallback()], max_epochs=3).fit(model, data())
+    # The plateau schedule alone: best after epoch 0, one cut after each later epoch.
+    unscaled = [LR] * 12 + [LR * 0.5] * 6
+    expected = expected_lrs(unscaled, model.losses)
+    assert model.lrs == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+def test_feedback_twice_on_one_optimizer_is_refused() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    base = type(regressor(pl))
+
+    class AlreadyFeedback(base):
+        def configure_optimizers(self) -> Any:
+            optimizer = SGD(self.parameters(), lr=LR)
+            scheduler = {
+                "scheduler": LossFeedbackScheduler(optimizer),
+                "reduce_on_plateau": True,
+                "monitor": "train_loss",
+            }
+            return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    with pytest.raises(ValueError, match="apply the feedback twice"):
+        trainer(pl, [EveCallback()], max_epochs=1).fit(AlreadyFeedback(), data())
+
+
+def test_two_callbacks_on_one_optimizer_are_refused() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    callbacks = [EveCallback(), EveCallback(optimizer_idx=0)]
+    with pytest.raises(ValueError, match="two EveCallbacks drive the same optimizer"):
+        trainer(pl, callbacks, max_epochs=1).fit(regressor(pl), data())
+
+
+# -- logging -------------------------------------------------------------------------
+
+
+def test_logs_factor_state_and_the_lr_used(tmp_path: Path) -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.callbacks import LearningRateMonitor
+    from lightning.pytorch.loggers import CSVLogger
+
+    model = regressor(pl, schedule=warmup_then_cosine)
+    monitor = LearningRateMonitor(logging_interval="step")
+    logger = CSVLogger(tmp_path, name="run", version=0)
+    fit = trainer(pl, [EveCallback(), monitor], max_epochs=1, logger=logger, log_every_n_steps=1)
+    fit.fit(model, data())
+
+    with open(tmp_path / "run" / "version_0" / "metrics.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    lr_monitor = [float(r["lr-SGD"]) for r in rows if r.get("lr-SGD")]
+    assert lr_monitor == pytest.approx(model.lrs, rel=1e-12)  # the LR the steps used
+
+    logged = [r for r in rows if r.get("feedback/factor")]
+    assert len(logged) == 6
+    sequences = seed_sequences(model.losses)  # index t: after t losses
+    for t, row in enumerate(logged, start=1):
+        assert float(row["feedback/factor"]) == pytest.approx(sequences["factor"][t], rel=1e-6)
+        assert float(row["feedback/d"]) == pytest.approx(sequences["d"][t], rel=1e-6)
+        assert float(row["feedback/v"]) == pytest.approx(sequences["v"][t], rel=1e-5, abs=1e-12)
+        assert float(row["feedback/loss"]) == pytest.approx(model.losses[t - 1], rel=1e-6)
+        assert float(row["feedback/lr"]) == pytest.approx(model.lrs[t - 1], rel=1e-6)
+
+
+# -- checkpoints -----------------------------------------------------------------------
+
+
+def fit_with_checkpoints(
+    pl: Any,
+    tmp_path: Path,
+    *,
+    max_epochs: int,
+    ckpt_path: str | None = None,
+    interval: str = "step",
+    validate: bool = False,
+    **checkpointing: Any,
+) -> tuple[Any, EveCallback]:
+    """``regressor`` with warmup-cosine trained with checkpoints; with ``validate``, one
+    validation batch an epoch, and checkpoints written at validation end (as
+    ``ModelCheckpoint`` does when validation runs more often than once an epoch)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    base = type(with_validation(pl) if validate else regressor(pl))
+
+    class Scheduled(base):
+        def configure_optimizers(self) -> Any:
+            optimizer = SGD(self.parameters(), lr=LR)
+            return [optimizer], [warmup_then_cosine(optimizer)]  # stepped once an epoch
+
+    model = Scheduled()
+    callback = EveCallback(interval=interval)
+    if validate:
+        checkpointing["save_on_train_epoch_end"] = False
+    saver = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, **checkpointing)
+    fit = trainer(
+        pl,
+        [callback, saver],
+        max_epochs=max_epochs,
+        enable_checkpointing=True,
+        limit_val_batches=1 if validate else 0,
+    )
+    val_data = data(batches=1, seed=1) if validate else None
+    fit.fit(model, data(), val_data, ckpt_path=ckpt_path)
+    return model, callback
+
+
+@pytest.mark.parametrize(
+    ("interval", "validate"), [("step", False), ("epoch", True)], ids=["step", "epoch-val"]
+)
+def test_resume_at_an_epoch_boundary_continues_the_same_lr_trajectory(
+    tmp_path: Path, interval: str, validate: bool
+) -> None:
+    """With validation, the checkpoint is written at validation end, before the
+    epoch's on_train_epoch_end: the epoch's feed must already be in it."""
+    pl = importlib.import_module("lightning.pytorch")
+    options = {"interval": interval, "validate": validate}
+    whole, _ = fit_with_checkpoints(pl, tmp_path / "whole", max_epochs=3, **options)
+    first, _ = fit_with_checkpoints(pl, tmp_path / "part", max_epochs=1, **options)
+    checkpoint = tmp_path / "part" / "epoch=0-step=6.ckpt"
+    saved = torch.load(checkpoint, weights_only=True)  # plain data only
+    assert any(key.startswith("EveCallback") for key in saved["callbacks"])
+
+    rest, callback = fit_with_checkpoints(
+        pl, tmp_path / "rest", max_epochs=3, ckpt_path=str(checkpoint), **options
+    )
+    assert first.lrs + rest.lrs == whole.lrs  # bit for bit
+    assert len(set(whole.lrs)) >= 3  # the LR moved, with the schedule and the factor
+    assert callback.schedulers[0].state.t == (18 if interval == "step" else 3)
+
+
+@pytest.mark.parametrize("at_train_epoch_end", [True, False], ids=["epoch-end", "val-end"])
+def test_resume_with_a_monitored_validation_metric(
+    tmp_path: Path, at_train_epoch_end: bool
+) -> None:
+    """Logged metrics are not in checkpoints: a checkpoint written at validation end
+    (before the epoch's feed) resumes without that epoch's value, with a warning."""
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def run(folder: str, epochs: int, ckpt_path: str | None = None) -> tuple[Any, EveCallback]:
+        model = with_validation(pl)
+        callback = EveCallback(interval="epoch", monitor="val_loss")
+        saver = ModelCheckpoint(
+            dirpath=tmp_path / folder, save_top_k=-1, save_on_train_epoch_end=at_train_epoch_end
+        )
+        fit = trainer(
+            pl, [callback, saver], max_epochs=epochs, enable_checkpointing=True, limit_val_batches=1
+        )
+        fit.fit(model, data(), data(batches=1, seed=1), ckpt_path=ckpt_path)
+        return model, callback
+
+    whole, _ = run("whole", 3)
+    first, _ = run("part", 1)
+    checkpoint = str(tmp_path / "part" / "epoch=0-step=6.ckpt")
+    if at_train_epoch_end:
+        rest, callback = run("rest", 3, checkpoint)
+        assert first.lrs + rest.lrs == whole.lrs
+        assert callback.schedulers[0].state.t == 3
+    else:
+        with pytest.warns(RuntimeWarning, match="that epoch's 'val_loss' is not fed"):
+            rest, callback = run("rest", 3, checkpoint)
+        assert callback.schedulers[0].state.t == 2
+        assert rest.lrs[:6] == [LR * 0.5] * 6  # epoch 0's value was lost: still factor_0
+
+
+def test_resume_mid_epoch_loses_no_feedback_state(tmp_path: Path) -> None:
+    """Saved after step 4 of 6: the restored state is the saved one, exactly.
+
+    Lightning then runs the remaining 2 steps of the epoch, on batches drawn from
+    the start of a (non-resumable) DataLoader, so the losses, and from there the
+    LRs, differ from an uninterrupted run; the first LR after the resume does not.
+    """
+    pl = importlib.import_module("lightning.pytorch")
+    whole, _ = fit_with_checkpoints(pl, tmp_path / "whole", max_epochs=2, every_n_train_steps=4)
+    checkpoint = tmp_path / "whole" / "epoch=0-step=4.ckpt"
+    saved = torch.load(checkpoint, weights_only=True)["callbacks"]
+    (saved_state,) = [v for k, v in saved.items() if k.startswith("EveCallback")]
+
+    restored: list[dict[str, Any]] = []
+    pl_callback = importlib.import_module("lightning.pytorch").Callback
+
+    class Snapshot(pl_callback):
+        def on_train_start(self, trainer: Any, module: Any) -> None:
+            (eve,) = [c for c in trainer.callbacks if isinstance(c, EveCallback)]
+            restored.append(eve.state_dict())
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    model = regressor(pl, schedule=warmup_then_cosine)
+    fit = trainer(
+        pl,
+        [EveCallback(), Snapshot(), ModelCheckpoint(dirpath=tmp_path / "rest")],
+        max_epochs=2,
+        enable_checkpointing=True,
+    )
+    fit.fit(model, data(), ckpt_path=str(checkpoint))
+    assert restored == [saved_state]
+    assert model.lrs[0] == whole.lrs[4]
+    assert len(model.lrs) == 2 + 6
+    assert model.batches[:2] == whole.batches[:2] != whole.batches[4:6]  # replayed from the start
+
+
+def test_state_dict_is_plain_data(tmp_path: Path) -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    callback = EveCallback(interval="epoch")
+    trainer(pl, [callback], max_epochs=1, limit_train_batches=3).fit(regressor(pl), data())
+    path = tmp_path / "state.pt"
+    torch.save(callback.state_dict(), path)
+    assert torch.load(path, weights_only=True) == callback.state_dict()
+
+
+def test_a_state_of_another_version_is_refused() -> None:
+    with pytest.raises(ValueError, match="version 99"):
+        EveCallback().load_state_dict({"version": 99, "optimizers": []})
+
+
+# -- construction errors and the optional extra -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"interval": "batch"}, ValueError, r"interval must be one of \['step', 'epoch'\]"),
+        ({"optimizer_idx": -1}, ValueError, "optimizer_idx must be None or an integer >= 0"),
+        ({"rule": "adam"}, ValueError, "rule must be one of"),
+        ({"beta": 1.5}, ValueError, r"beta must be in \[0, 1\)"),
+        ({"c": 10.0}, ValueError, "unknown hyper-parameter"),
+        ({"min_lr": -1.0}, ValueError, "min_lr must be in"),
+        ({"schedule": None}, TypeError, "return the schedule from configure_optimizers"),
+    ],
+)
+def test_bad_options_fail_at_construction(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        EveCallback(**options)
+
+
+def test_an_optimizer_index_out_of_range_says_how_many_there_are() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    with pytest.raises(ValueError, match=r"optimizer_idx=1\) but the module has 1 optimizer"):
+        trainer(pl, [EveCallback(optimizer_idx=1)], max_epochs=1).fit(regressor(pl), data())
+
+
+def test_without_lightning_the_error_names_the_install_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ["lightning", "lightning.pytorch", "pytorch_lightning"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "eve_scheduler.lightning")
+    with pytest.raises(ImportError, match=r'pip install "eve-scheduler\[lightning\]"'):
+        importlib.import_module("eve_scheduler.lightning")

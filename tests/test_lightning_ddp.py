@@ -1,0 +1,107 @@
+"""EveCallback under real two-process DDP on the CPU (gloo): every rank holds the same LR.
+
+Lightning's ``strategy="ddp"`` launches the script again for the second rank, so
+the training runs in a subprocess from a script with a ``__main__`` guard; each rank
+writes the LR of each optimizer step and its own losses to a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from reference import factors_before_each_loss
+
+SCRIPT = textwrap.dedent(
+    """
+    import json
+    import sys
+
+    import torch
+    import lightning.pytorch as pl
+    from torch.nn import functional
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from eve_scheduler import EveCallback
+
+    torch.set_num_threads(1)
+
+
+    class Regressor(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = torch.nn.Linear(10, 1)
+            self.losses, self.lrs = [], []
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = functional.mse_loss(self.net(x), y)
+            self.losses.append(loss.item())
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        def on_train_start(self):
+            self.trainer.optimizers[0].register_step_pre_hook(
+                lambda opt, args, kwargs: self.lrs.append(opt.param_groups[0]["lr"])
+            )
+
+
+    def main(out):
+        from sklearn.datasets import load_diabetes
+
+        x, y = load_diabetes(return_X_y=True)
+        x = torch.tensor(x[:192], dtype=torch.float32) * 10
+        y = torch.tensor((y[:192] - y.mean()) / y.std(), dtype=torch.float32).unsqueeze(1)
+        loader = DataLoader(TensorDataset(x, y), batch_size=16)  # 6 batches per rank
+        model = Regressor()
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            devices=2,
+            strategy="ddp",
+            max_epochs=1,
+            callbacks=[EveCallback()],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(model, loader)
+        with open(f"{out}/rank{trainer.global_rank}.json", "w") as stream:
+            json.dump({"lrs": model.lrs, "losses": model.losses}, stream)
+
+
+    if __name__ == "__main__":
+        main(sys.argv[1])
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_feeds_every_rank_the_mean_loss(tmp_path: Path) -> None:
+    script = tmp_path / "ddp_run.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+
+    assert len(ranks[0]["lrs"]) == 6
+    assert ranks[0]["losses"] != ranks[1]["losses"]  # each rank sees its own data ...
+    assert ranks[0]["lrs"] == ranks[1]["lrs"]  # ... and both hold the same LR
+    mean_losses = [(a + b) / 2 for a, b in zip(ranks[0]["losses"], ranks[1]["losses"], strict=True)]
+    assert ranks[0]["lrs"] == [0.1 * f for f in factors_before_each_loss(mean_losses)]
