@@ -98,8 +98,9 @@ class EveCallback(Callback):
         optimizer_idx: drive only ``trainer.optimizers[optimizer_idx]``. By
             default every optimizer is driven, and each is fed the same loss.
         log_metrics: after every optimizer step, log through the module's logger
-            (when the trainer has one) the factor, the rule's state (``d`` and ``v`` for ``seed``, ``d_tilde``
-            for ``eve``), the LR the step used and the loss fed, as
+            (when the trainer has one) the factor, the rule's state (``d`` and ``v``
+            for ``seed``, ``d_tilde`` for ``eve``), the LR the step used and the
+            loss fed, as
             ``feedback/factor``, ``feedback/d``, ... (``feedback/opt{i}/...`` when
             the module has several optimizers).
         **scheduler_options: passed to :class:`~eve_scheduler.LossFeedbackScheduler`:
