@@ -11,7 +11,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from eve_scheduler.core import RULES, EveRule, SeedRule, make_rule, simulate, simulate_states
+from eve_scheduler.core import (
+    RULES,
+    EveRule,
+    SeedRule,
+    TrendRule,
+    make_rule,
+    simulate,
+    simulate_states,
+)
 
 if TYPE_CHECKING:
     from eve_scheduler.lightning import EveCallback
@@ -38,6 +46,7 @@ __all__ = [
     "LossFeedbackScheduler",
     "SeedRule",
     "SkippedLossWarning",
+    "TrendRule",
     "loss_to_float",
     "make_rule",
     "simulate",

@@ -88,7 +88,7 @@ class EveCallback(Callback):
     checkpoints. ``docs/lightning.md`` has the details and the recipes.
 
     Args:
-        rule: ``"seed"`` (default) or ``"eve"``; see :mod:`eve_scheduler.core`.
+        rule: ``"seed"`` (default), ``"eve"`` or ``"trend"``; see :mod:`eve_scheduler.core`.
         interval: ``"step"`` (default): one loss per optimizer step. ``"epoch"``:
             one value per training epoch, the mean training loss of the epoch (or
             the value of ``monitor`` at the end of the epoch).
@@ -106,7 +106,7 @@ class EveCallback(Callback):
         **scheduler_options: passed to :class:`~eve_scheduler.LossFeedbackScheduler`:
             ``min_lr``, ``strict``, ``lag`` and the rule's hyper-parameters
             (``beta``, ``gamma``, ``k``, ``eps`` for ``seed``; ``c``, ``beta3``
-            for ``eve``; ``f_star`` for both).
+            for ``eve``; see ``TrendRule`` for ``trend``; ``f_star`` for all).
 
     Raises:
         ValueError: an unknown rule or interval, or an option out of range.

@@ -51,7 +51,7 @@ class LossFeedbackScheduler(LRScheduler):
 
     Args:
         optimizer: a ``torch.optim.Optimizer`` or any object with ``param_groups``.
-        rule: ``"seed"`` (default) or ``"eve"``; see :mod:`eve_scheduler.core`.
+        rule: ``"seed"`` (default), ``"eve"`` or ``"trend"``; see :mod:`eve_scheduler.core`.
         schedule: another LR scheduler built on the same optimizer, which this one
             then owns: each ``step(loss)`` steps it on the unscaled LRs before
             applying the factor. Do not step it yourself.
@@ -63,7 +63,8 @@ class LossFeedbackScheduler(LRScheduler):
             it at once costs; the factor at step t then uses the losses up to
             t - lag, the same values as with ``lag=0``, deterministically.
         **hparams: the rule's hyper-parameters (``beta``, ``gamma``, ``k``, ``eps``
-            for ``seed``; ``c``, ``beta3`` for ``eve``; ``f_star`` for both).
+            for ``seed``; ``c``, ``beta3`` for ``eve``; see ``TrendRule`` for
+            ``trend``; ``f_star`` for all three).
 
     Example:
         >>> model = torch.nn.Linear(2, 1)

@@ -34,7 +34,16 @@ from eve_scheduler import LossFeedbackScheduler, SkippedLossWarning
 from eve_scheduler.core import RULES
 
 BUILT_IN = ("constant", "const_half", "plateau", "cosine", "greedy")
-DEFAULT_SCHEDULES = ("constant", "const_half", "plateau", "cosine", "seed", "eve", "greedy")
+DEFAULT_SCHEDULES = (
+    "constant",
+    "const_half",
+    "plateau",
+    "cosine",
+    "seed",
+    "eve",
+    "greedy",
+    "trend",
+)
 
 GREEDY_MIN_LR = 0.01  # x base LR
 GREEDY_MAX_LR = 10.0  # x base LR

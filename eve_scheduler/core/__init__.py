@@ -15,6 +15,7 @@ from eve_scheduler.core.rules import (
     simulate_states,
 )
 from eve_scheduler.core.seed import SeedRule, SeedState, sigmoid
+from eve_scheduler.core.trend import TrendRule, TrendState
 
 __all__ = [
     "RULES",
@@ -23,6 +24,8 @@ __all__ = [
     "Rule",
     "SeedRule",
     "SeedState",
+    "TrendRule",
+    "TrendState",
     "hparams_of",
     "is_usable",
     "make_rule",

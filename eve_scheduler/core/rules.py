@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from eve_scheduler.core.eve import EveRule
 from eve_scheduler.core.seed import SeedRule
+from eve_scheduler.core.trend import TrendRule
 
 
 class Rule(Protocol):
@@ -31,7 +32,7 @@ class Rule(Protocol):
     def factor(self, state: Any) -> float: ...
 
 
-RULES: dict[str, type[Any]] = {"seed": SeedRule, "eve": EveRule}
+RULES: dict[str, type[Any]] = {"seed": SeedRule, "eve": EveRule, "trend": TrendRule}
 
 
 def make_rule(rule: str = "seed", **hparams: float) -> Rule:
