@@ -247,10 +247,7 @@ class LossFeedbackScheduler(LRScheduler):
 
     def _capture_unscaled_lrs(self) -> None:
         """Take the groups' current LRs as the unscaled LRs (tensor LRs are copied)."""
-        self.unscaled_lrs = [
-            lr.detach().clone() if isinstance(lr, Tensor) else lr
-            for lr in (group["lr"] for group in self.optimizer.param_groups)
-        ]
+        self.unscaled_lrs = [_copy_lr(group["lr"]) for group in self.optimizer.param_groups]
 
     def _apply_factor(self) -> None:
         """Write ``max(unscaled_lr * factor, min_lr)`` into every param group."""
@@ -273,8 +270,7 @@ class LossFeedbackScheduler(LRScheduler):
         """Give groups added by ``add_param_group`` their current LR as unscaled LR."""
         groups = self.optimizer.param_groups
         for group in groups[len(self.unscaled_lrs) :]:
-            lr = group["lr"]
-            self.unscaled_lrs.append(lr.detach().clone() if isinstance(lr, Tensor) else lr)
+            self.unscaled_lrs.append(_copy_lr(group["lr"]))
             self.min_lrs.append(self.min_lrs[-1] if self._shared_min_lr else 0.0)
 
     def _check_min_lr(self, min_lr: float | Sequence[float]) -> list[float]:
@@ -284,6 +280,11 @@ class LossFeedbackScheduler(LRScheduler):
         if len(values) != n:
             raise ValueError(f"min_lr must have one value per param group ({n}), got {len(values)}")
         return [check_range("min_lr", m, 0.0) for m in values]
+
+
+def _copy_lr(lr: float | Tensor) -> float | Tensor:
+    """An LR to keep: tensor LRs are copied, so later in-place writes do not alias it."""
+    return lr.detach().clone() if isinstance(lr, Tensor) else lr
 
 
 def _write_lr(group: dict[str, Any], lr: float | Tensor) -> None:
