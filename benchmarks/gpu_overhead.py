@@ -6,12 +6,13 @@ in one process, interleaved in rounds:
 - ``none``: no scheduler;
 - ``plateau``: ``ReduceLROnPlateau.step(loss.item())`` every step (one host sync);
 - ``ours eager``: ``LossFeedbackScheduler(opt, lag=1).step(loss)`` (no host sync);
-- ``none, graph`` / ``ours, graph``: the step captured in a CUDA graph (capturable
-  AdamW, tensor LR) and replayed; our scheduler steps on the host after each
-  replay and writes the LR tensor the next replay reads.
+- ``none, graph`` / ``ours, graph``: the whole step captured in a CUDA graph
+  (capturable AdamW, tensor LR) and replayed; ours is
+  ``LossFeedbackScheduler(opt, capturable=True).step(loss)`` captured in the same
+  graph, so a replay runs the feedback on the device and writes the LR tensor.
 
     python benchmarks/gpu_overhead.py                  # on CUDA
-    python benchmarks/gpu_overhead.py --device cpu --quick   # smoke run of the script
+    python benchmarks/gpu_overhead.py --device cpu --quick   # smoke run: one size, few steps
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from eve_scheduler import LossFeedbackScheduler
 
 
 def build(
-    width: int, depth: int, device: str, graph: bool
+    width: int, depth: int, device: str, graph: bool, feedback: bool
 ) -> tuple[Callable[[], torch.Tensor], torch.optim.Optimizer]:
     torch.manual_seed(0)
     layers: list[torch.nn.Module] = [torch.nn.Linear(64, width), torch.nn.ReLU()]
@@ -43,12 +44,15 @@ def build(
         )
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=device == "cuda")
+    scheduler = LossFeedbackScheduler(opt, capturable=True) if graph and feedback else None
 
     def train_step() -> torch.Tensor:
         opt.zero_grad(set_to_none=False)
         loss = torch.nn.functional.mse_loss(model(x), y)
         loss.backward()
         opt.step()
+        if scheduler is not None:
+            scheduler.step(loss)
         return loss
 
     if not graph:
@@ -72,8 +76,8 @@ def build(
 
 def variant(name: str, width: int, depth: int, device: str) -> Callable[[], None]:
     graph = name.endswith("graph")
-    step, opt = build(width, depth, device, graph)
-    if name.startswith("none"):
+    step, opt = build(width, depth, device, graph, feedback=name.startswith("ours"))
+    if name.startswith("none") or graph:
 
         def plain() -> None:
             step()
@@ -110,7 +114,8 @@ def main() -> None:
     print(f"median ms per training step, {rounds} rounds x {steps} steps\n")
     print("| width x depth | " + " | ".join(names) + " | eager ratio | graph ratio |")
     print("|---|" + "---:|" * (len(names) + 2))
-    for width, depth in [(256, 2), (512, 4), (1024, 8)]:
+    sizes = [(256, 2)] if args.quick else [(256, 2), (512, 4), (1024, 8)]
+    for width, depth in sizes:
         runs = {name: variant(name, width, depth, device) for name in names}
         for run in runs.values():  # warm-up
             time_ms(run, 10, device)

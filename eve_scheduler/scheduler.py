@@ -19,9 +19,10 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from eve_scheduler.capturable import DeviceFeedback
 from eve_scheduler.core import Rule, hparams_of, is_usable, make_rule
 from eve_scheduler.core._validate import check_range
-from eve_scheduler.losses import DeferredLosses
+from eve_scheduler.losses import DeferredLosses, check_scalar, loss_to_float
 
 STATE_VERSION = 1
 
@@ -62,6 +63,12 @@ class LossFeedbackScheduler(LRScheduler):
             loss, ``lag >= 1`` avoids the host-device synchronization that reading
             it at once costs; the factor at step t then uses the losses up to
             t - lag, the same values as with ``lag=0``, deterministically.
+        capturable: keep the rule's state on the device of the (tensor) LRs and step
+            it with tensor operations only, so that ``step(loss)`` never reads the
+            loss on the host and can be captured in a CUDA graph with the rest of
+            the training step. Needs tensor LRs; ``factor``, ``state`` and
+            ``skipped`` are then live device tensors, bad losses are skipped and
+            counted without a warning, and ``strict`` and ``lag`` do not apply.
         **hparams: the rule's hyper-parameters (``beta``, ``gamma``, ``k``, ``eps``
             for ``seed``; ``c``, ``beta3`` for ``eve``; see ``TrendRule`` for
             ``trend``; ``f_star`` for all three).
@@ -87,6 +94,7 @@ class LossFeedbackScheduler(LRScheduler):
         min_lr: float | Sequence[float] = 0.0,
         strict: bool = False,
         lag: int = 0,
+        capturable: bool = False,
         **hparams: float,
     ) -> None:
         # LRScheduler.__init__ is not called (as in ReduceLROnPlateau): it would
@@ -103,10 +111,15 @@ class LossFeedbackScheduler(LRScheduler):
         self.strict = bool(strict)
         self._losses = DeferredLosses(lag)
         self.min_lrs = self._check_min_lr(min_lr)
-        self.last_epoch = 0
-        self.skipped = 0
+        self.skipped: int | Tensor = 0
         self.state: Any = self.rule.init()
-        self.factor: float = self.rule.factor(self.state)
+        self.factor: float | Tensor = self.rule.factor(self.state)
+        self._on_device: DeviceFeedback | None = None
+        self._steps: int | Tensor = 0  # step calls; on the device with capturable=True
+        if capturable:
+            self._on_device = DeviceFeedback(self.rule, self._lr_device(strict, lag))
+            self._share_device_state()
+            self._steps = torch.zeros(1, dtype=torch.int64, device=self._on_device.device)
         self.unscaled_lrs: list[float | Tensor] = []
         self._capture_unscaled_lrs()
         self._apply_factor()
@@ -127,18 +140,43 @@ class LossFeedbackScheduler(LRScheduler):
         """
         if epoch is not None:
             raise TypeError("LossFeedbackScheduler.step takes no epoch argument")
-        value = self._losses.push(loss)  # None while the first `lag` losses wait
-        if value is not None and not is_usable(value, self.rule.f_star):
-            self._reject(value)  # raises in strict mode, before anything changes
+        self._adopt_new_groups()
+        if self._on_device is not None:
+            self._on_device.update(self._loss_tensor(loss))  # skips bad losses on the device
             value = None
-        self.last_epoch += 1
+        else:
+            value = self._losses.push(loss)  # None while the first `lag` losses wait
+            if value is not None and not is_usable(value, self.rule.f_star):
+                self._reject(value)  # raises in strict mode, before anything changes
+                value = None
+        if isinstance(self._steps, Tensor):
+            self._steps.add_(1)  # counted on the device: no recompile, advances on replay
+        else:
+            self._steps += 1
         if self.schedule is not None:
+            if _capturing():
+                raise RuntimeError(
+                    "an owned schedule steps on the host and cannot be captured in a CUDA "
+                    "graph; step it between replays inside `with scheduler.unscaled():`"
+                )
             with self.unscaled():
                 self.schedule.step()
         if value is not None:
             self.state = self.rule.update(self.state, value)
             self.factor = self.rule.factor(self.state)
         self._apply_factor()
+
+    @property
+    def last_epoch(self) -> int:
+        """How many times ``step`` has run (with ``capturable=True``, read from the device)."""
+        return int(self._steps)
+
+    @last_epoch.setter
+    def last_epoch(self, value: int) -> None:
+        if isinstance(self._steps, Tensor):
+            self._steps.fill_(int(value))
+        else:
+            self._steps = int(value)
 
     def get_last_lr(self) -> list[float | Tensor]:
         """The LRs last written to the param groups (tensor LRs as copies)."""
@@ -165,13 +203,21 @@ class LossFeedbackScheduler(LRScheduler):
             self._apply_factor()
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain, versioned data; survives ``torch.load(weights_only=True)``."""
+        """Plain, versioned data; survives ``torch.load(weights_only=True)``.
+
+        The same for ``capturable=True`` (whose state is read from the device), so
+        a checkpoint loads into a scheduler of either kind.
+        """
+        if self._on_device is not None:
+            rule_state, skipped = self._on_device.snapshot()
+        else:
+            rule_state, skipped = self.state._asdict(), int(self.skipped)
         return {
             "version": STATE_VERSION,
             "rule": self.rule.name,
             "hparams": hparams_of(self.rule),
-            "rule_state": self.state._asdict(),
-            "skipped": self.skipped,
+            "rule_state": rule_state,
+            "skipped": skipped,
             "lag": self._losses.lag,
             "pending_losses": self._losses.pending(),
             "last_epoch": self.last_epoch,
@@ -213,15 +259,21 @@ class LossFeedbackScheduler(LRScheduler):
         if (state_dict["schedule"] is None) != (self.schedule is None):
             raise ValueError("the state and this scheduler disagree on whether a schedule is owned")
         self.rule = rule
-        self.state = type(rule.init())(**state_dict["rule_state"])
-        self.factor = rule.factor(self.state)
-        self.skipped = int(state_dict["skipped"])
+        if self._on_device is not None:
+            self._on_device.rule = rule
+            self._on_device.load(state_dict["rule_state"], state_dict["skipped"])
+            self._share_device_state()
+        else:
+            self.state = type(rule.init())(**state_dict["rule_state"])
+            self.factor = rule.factor(self.state)
+            self.skipped = int(state_dict["skipped"])
         self._losses.load_pending(state_dict["pending_losses"])
         self.last_epoch = int(state_dict["last_epoch"])
         self.min_lrs = [float(m) for m in state_dict["min_lrs"]]
         saved_lrs = state_dict["unscaled_lrs"]
         self.unscaled_lrs = [
-            _like(group["lr"], lr) for group, lr in zip(groups, saved_lrs, strict=True)
+            _keep_lr(_like(group["lr"], lr), kept)
+            for group, lr, kept in zip(groups, saved_lrs, self.unscaled_lrs, strict=True)
         ]
         if self.schedule is not None:
             self.schedule.load_state_dict(state_dict["schedule"])
@@ -247,7 +299,54 @@ class LossFeedbackScheduler(LRScheduler):
 
     def _capture_unscaled_lrs(self) -> None:
         """Take the groups' current LRs as the unscaled LRs (tensor LRs are copied)."""
-        self.unscaled_lrs = [_copy_lr(group["lr"]) for group in self.optimizer.param_groups]
+        kept = self.unscaled_lrs
+        self.unscaled_lrs = [
+            _keep_lr(group["lr"], kept[i] if i < len(kept) else None)
+            for i, group in enumerate(self.optimizer.param_groups)
+        ]
+
+    def _loss_tensor(self, loss: Any) -> Tensor:
+        """The loss as a tensor for the device path, without reading a tensor loss."""
+        check_scalar(loss)
+        device = cast(DeviceFeedback, self._on_device).device
+        if isinstance(loss, Tensor):
+            if loss.device != device and device.type == "cpu":
+                raise ValueError(
+                    f"capturable=True keeps the feedback on the device of the LRs ({device}); "
+                    f"a loss on {loss.device} would be read on the host at every step. "
+                    f"Give the optimizer LR tensors on {loss.device}"
+                )
+            return loss
+        if _capturing():
+            raise TypeError(
+                "during CUDA graph capture, pass the loss as a tensor: a Python number "
+                f"would be recorded in the graph as a constant (got {loss!r})"
+            )
+        return torch.tensor(loss_to_float(loss), dtype=torch.float64)
+
+    def _lr_device(self, strict: bool, lag: int) -> torch.device:
+        """The device of the tensor LRs, where ``capturable=True`` keeps the state."""
+        if strict or lag:
+            raise ValueError(
+                "capturable=True never reads the loss on the host, so it cannot raise on a "
+                "bad loss (strict=True) and needs no lag; bad losses are skipped and "
+                "counted in `skipped` on the device"
+            )
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        if not all(isinstance(lr, Tensor) for lr in lrs):
+            raise ValueError(
+                "capturable=True needs tensor LRs in every param group, e.g. "
+                "torch.optim.AdamW(params, lr=torch.tensor(1e-3, device='cuda'), "
+                "capturable=True)"
+            )
+        return cast(Tensor, lrs[0]).device
+
+    def _share_device_state(self) -> None:
+        """Expose the device state as ``state``, ``factor`` and ``skipped`` (live tensors)."""
+        assert self._on_device is not None
+        self.state = type(self.rule.init())(**self._on_device.state)
+        self.factor = self._on_device.factor
+        self.skipped = self._on_device.skipped
 
     def _apply_factor(self) -> None:
         """Write ``max(unscaled_lr * factor, min_lr)`` into every param group."""
@@ -258,7 +357,8 @@ class LossFeedbackScheduler(LRScheduler):
         last_lr: list[float | Tensor] = []
         for group, lr, min_lr in zip(groups, self.unscaled_lrs, self.min_lrs, strict=True):
             if isinstance(lr, Tensor):
-                scaled = torch.clamp(lr * factor, min=min_lr)
+                scale = _as_lr(factor, lr) if isinstance(factor, Tensor) else factor
+                scaled = torch.clamp(lr * scale, min=min_lr)
                 _write_lr(group, scaled)
                 last_lr.append(scaled)
             else:
@@ -270,7 +370,12 @@ class LossFeedbackScheduler(LRScheduler):
         """Give groups added by ``add_param_group`` their current LR as unscaled LR."""
         groups = self.optimizer.param_groups
         for group in groups[len(self.unscaled_lrs) :]:
-            self.unscaled_lrs.append(_copy_lr(group["lr"]))
+            if self._on_device is not None and not isinstance(group["lr"], Tensor):
+                raise ValueError(
+                    "capturable=True needs tensor LRs, but an added param group has "
+                    f"lr={group['lr']!r}; add it with lr=torch.tensor(...)"
+                )
+            self.unscaled_lrs.append(_keep_lr(group["lr"], None))
             self.min_lrs.append(self.min_lrs[-1] if self._shared_min_lr else 0.0)
 
     def _check_min_lr(self, min_lr: float | Sequence[float]) -> list[float]:
@@ -282,9 +387,32 @@ class LossFeedbackScheduler(LRScheduler):
         return [check_range("min_lr", m, 0.0) for m in values]
 
 
-def _copy_lr(lr: float | Tensor) -> float | Tensor:
-    """An LR to keep: tensor LRs are copied, so later in-place writes do not alias it."""
-    return lr.detach().clone() if isinstance(lr, Tensor) else lr
+def _keep_lr(lr: float | Tensor, kept: float | Tensor | None) -> float | Tensor:
+    """An LR to keep: a tensor LR is copied, so later in-place writes do not alias it.
+
+    It is copied into ``kept`` where that is a tensor of the same kind, so that a
+    CUDA graph that captured ``kept`` reads the new value on its next replay.
+    """
+    if not isinstance(lr, Tensor):
+        return lr
+    if isinstance(kept, Tensor) and _kind(kept) == _kind(lr):
+        return kept.copy_(lr)
+    return lr.detach().clone()
+
+
+def _kind(tensor: Tensor) -> tuple[torch.Size, torch.dtype, torch.device]:
+    return tensor.shape, tensor.dtype, tensor.device
+
+
+def _as_lr(factor: Tensor, lr: Tensor) -> Tensor:
+    """The device factor in the LR's dtype and shape: ``lr * _as_lr(factor, lr)`` rounds
+    as ``lr * float(factor)`` does, without reading the factor on the host."""
+    return factor.to(lr.device, lr.dtype).reshape(lr.shape)
+
+
+def _capturing() -> bool:
+    """Whether the current CUDA stream is capturing a graph."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
 def _write_lr(group: dict[str, Any], lr: float | Tensor) -> None:

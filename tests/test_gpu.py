@@ -1,10 +1,13 @@
 """GPU behaviour: stepping on a CUDA loss without host-device synchronization.
 
 These tests need CUDA and are skipped without it (CI has no GPU). They were
-written without access to a GPU; see CHANGELOG and issue notes for their status.
+written without access to a GPU and have not been run yet (docs/gpu.md says so);
+tests/test_capturable.py checks the device-tensor path on the CPU in CI.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -33,6 +36,52 @@ def optimizer(model: torch.nn.Module, tensor_lr: bool, kind: str) -> torch.optim
     return torch.optim.AdamW(model.parameters(), lr=lr, **flags)  # type: ignore[arg-type]
 
 
+def capture(train_step: Callable[[], torch.Tensor]) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+    """Warm up on a side stream, as CUDA graphs require, then capture one step."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            train_step()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_loss = train_step()
+    return graph, static_loss
+
+
+def train_without_syncs(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    scheduler: LossFeedbackScheduler,
+    steps: int,
+    nan_at: int | None = None,
+) -> None:
+    """Warm up for 3 steps, then train ``steps`` steps with any host sync an error.
+
+    The scheduler is fed a NaN instead of the loss at step ``nan_at``.
+    """
+    x, y = data("cuda")
+    bad = torch.tensor(float("nan"), device="cuda")
+
+    def step(feed_nan: bool) -> None:
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        scheduler.step(bad if feed_nan else loss)
+
+    for _ in range(3):  # warm-up: allocator, pinned buffers, lazy CUDA state
+        step(False)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for t in range(steps):
+            step(t == nan_at)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 @cuda
 @pytest.mark.parametrize("rule", ["seed", "eve"])
 @pytest.mark.parametrize(
@@ -40,27 +89,10 @@ def optimizer(model: torch.nn.Module, tensor_lr: bool, kind: str) -> torch.optim
 )
 def test_stepping_on_a_cuda_loss_never_syncs(rule: str, tensor_lr: bool, kind: str) -> None:
     model = mlp("cuda")
-    x, y = data("cuda")
     opt = optimizer(model, tensor_lr, kind)
     lr_tensor = opt.param_groups[0]["lr"]
     scheduler = LossFeedbackScheduler(opt, rule=rule, lag=1)
-    for _ in range(3):  # warm-up: allocator, pinned buffers, lazy CUDA state
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        scheduler.step(loss)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        for _ in range(300):
-            loss = torch.nn.functional.mse_loss(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            scheduler.step(loss)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    train_without_syncs(model, opt, scheduler, 300)
     if tensor_lr:
         assert opt.param_groups[0]["lr"] is lr_tensor
     assert scheduler.state.t == 302  # every loss but the one still queued was fed
@@ -104,15 +136,7 @@ def test_a_cuda_graph_replay_follows_the_eager_lr_trajectory() -> None:
         opt.step()
         return loss
 
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):  # warm-up on a side stream, as CUDA graphs require
-        for _ in range(3):
-            train_step()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_loss = train_step()
+    graph, static_loss = capture(train_step)
 
     lrs, losses = [], []
     for _ in range(50):
@@ -130,3 +154,58 @@ def test_a_cuda_graph_replay_follows_the_eager_lr_trajectory() -> None:
         host.step(loss)
     assert losses[-1] < losses[0]  # the replayed graph really trains
     assert lrs == pytest.approx(expected, rel=1e-6)  # the LR tensor is float32
+
+
+def capturable_setup(
+    rule: str,
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, LossFeedbackScheduler]:
+    model = mlp("cuda")
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=torch.tensor(1e-3, device="cuda"), capturable=True
+    )
+    return model, opt, LossFeedbackScheduler(opt, rule=rule, capturable=True)
+
+
+@cuda
+@pytest.mark.parametrize("rule", ["seed", "eve", "trend"])
+def test_capturable_stepping_never_syncs(rule: str) -> None:
+    model, opt, scheduler = capturable_setup(rule)
+    train_without_syncs(model, opt, scheduler, 300, nan_at=100)
+    assert int(scheduler.state.t) == 302
+    assert int(scheduler.skipped) == 1
+    assert scheduler.last_epoch == 303
+
+
+@cuda
+@pytest.mark.parametrize("rule", ["seed", "eve", "trend"])
+def test_a_captured_step_with_the_scheduler_follows_the_float_path(rule: str) -> None:
+    model, opt, scheduler = capturable_setup(rule)
+    x, y = data("cuda")
+
+    def train_step() -> torch.Tensor:
+        opt.zero_grad(set_to_none=False)
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        scheduler.step(loss)  # inside the graph
+        return loss
+
+    graph, static_loss = capture(train_step)
+
+    before = scheduler.state_dict()  # the state the first replay starts from
+    lrs, losses = [], []
+    for _ in range(100):
+        graph.replay()
+        losses.append(float(static_loss))
+        lrs.append(float(opt.param_groups[0]["lr"]))  # written by this replay's step(loss)
+
+    host_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=torch.tensor(1e-3))
+    host = LossFeedbackScheduler(host_opt, rule=rule)
+    host.load_state_dict(before)
+    expected = []
+    for loss in losses:
+        host.step(loss)
+        expected.append(float(host_opt.param_groups[0]["lr"]))
+    assert losses[-1] < losses[0]  # the replayed graph really trains
+    assert lrs == pytest.approx(expected, rel=1e-6)  # float32 LR tensors
+    assert scheduler.last_epoch == before["last_epoch"] + 100  # counted on the device
