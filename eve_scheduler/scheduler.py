@@ -117,7 +117,7 @@ class LossFeedbackScheduler(LRScheduler):
         self._on_device: DeviceFeedback | None = None
         self._steps: int | Tensor = 0  # step calls; on the device with capturable=True
         if capturable:
-            self._on_device = DeviceFeedback(self.rule, self._lr_device(strict, lag))
+            self._on_device = DeviceFeedback(self.rule, self._capturable_device(strict, lag))
             self._share_device_state()
             self._steps = torch.zeros(1, dtype=torch.int64, device=self._on_device.device)
         self.unscaled_lrs: list[float | Tensor] = []
@@ -261,8 +261,7 @@ class LossFeedbackScheduler(LRScheduler):
         self.rule = rule
         if self._on_device is not None:
             self._on_device.rule = rule
-            self._on_device.load(state_dict["rule_state"], state_dict["skipped"])
-            self._share_device_state()
+            self._on_device.load(state_dict["rule_state"], state_dict["skipped"])  # in place
         else:
             self.state = type(rule.init())(**state_dict["rule_state"])
             self.factor = rule.factor(self.state)
@@ -324,8 +323,8 @@ class LossFeedbackScheduler(LRScheduler):
             )
         return torch.tensor(loss_to_float(loss), dtype=torch.float64)
 
-    def _lr_device(self, strict: bool, lag: int) -> torch.device:
-        """The device of the tensor LRs, where ``capturable=True`` keeps the state."""
+    def _capturable_device(self, strict: bool, lag: int) -> torch.device:
+        """Check the options ``capturable=True`` needs; return the device of the LR tensors."""
         if strict or lag:
             raise ValueError(
                 "capturable=True never reads the loss on the host, so it cannot raise on a "
