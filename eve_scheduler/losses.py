@@ -136,6 +136,8 @@ class _DeviceCopy:
         self.event = torch.cuda.Event()  # type: ignore[no-untyped-call]
 
     def start(self, loss: Tensor) -> None:
+        if self.buffer.dtype != loss.dtype:  # same dtype: a plain copy, no cast kernel
+            self.buffer = torch.empty((), dtype=loss.dtype, pin_memory=True)
         self.buffer.copy_(loss.detach().reshape(()), non_blocking=True)
         self.event.record()
 
