@@ -104,7 +104,7 @@ class EveCallback(Callback):
             ``feedback/factor``, ``feedback/d``, ... (``feedback/opt{i}/...`` when
             the module has several optimizers).
         **scheduler_options: passed to :class:`~eve_scheduler.LossFeedbackScheduler`:
-            ``min_lr``, ``strict``, ``lag`` and the rule's hyper-parameters
+            ``min_lr``, ``strict``, ``lag``, ``capturable`` and the rule's hyper-parameters
             (``beta``, ``gamma``, ``k``, ``eps`` for ``seed``; ``c``, ``beta3``
             for ``eve``; see ``TrendRule`` for ``trend``; ``f_star`` for all).
 
@@ -564,14 +564,17 @@ class _OptimizerFeedback:
 class _ParamGroups:
     """Stands in for an optimizer to check the scheduler options before training."""
 
-    def __init__(self, count: int) -> None:
-        self.param_groups: list[dict[str, Any]] = [{"lr": 1.0} for _ in range(count)]
+    def __init__(self, count: int, tensor_lrs: bool) -> None:
+        self.param_groups: list[dict[str, Any]] = [
+            {"lr": torch.tensor(1.0) if tensor_lrs else 1.0} for _ in range(count)
+        ]
 
 
 def _check_scheduler_options(rule: str, options: dict[str, Any]) -> None:
     min_lr = options.get("min_lr", 0.0)
     count = len(min_lr) if isinstance(min_lr, Sequence) and not isinstance(min_lr, str) else 1
-    LossFeedbackScheduler(_ParamGroups(max(count, 1)), rule, **options)
+    groups = _ParamGroups(max(count, 1), tensor_lrs=bool(options.get("capturable")))
+    LossFeedbackScheduler(groups, rule, **options)
 
 
 def _may_share(index: int | None, other: int | None) -> bool:

@@ -747,3 +747,41 @@ def test_without_lightning_the_error_names_the_install_line(
     monkeypatch.delitem(sys.modules, "eve_scheduler.lightning")
     with pytest.raises(ImportError, match=r'pip install "eve-scheduler\[lightning\]"'):
         importlib.import_module("eve_scheduler.lightning")
+
+
+# -- capturable=True: the feedback on the device, through the callback -------------
+
+
+@pytest.mark.parametrize("namespace", NAMESPACES)
+def test_capturable_feedback_gives_the_lrs_of_the_default_path(
+    namespace: str, tmp_path: Path
+) -> None:
+    pl = importlib.import_module(namespace)
+    base = type(regressor(pl, schedule=warmup_then_cosine))
+
+    class TensorLR(base):  # type: ignore[valid-type, misc]
+        def configure_optimizers(self) -> Any:
+            optimizer = SGD(self.parameters(), lr=torch.tensor(LR))
+            return {"optimizer": optimizer, "lr_scheduler": warmup_then_cosine(optimizer)}
+
+        def _record_lr(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+            self.lrs.append(optimizer.param_groups[0]["lr"].clone())  # a tensor, updated in place
+
+    runs = {}
+    for capturable in [False, True]:
+        model = TensorLR()
+        callback = EveCallback(capturable=capturable) if capturable else EveCallback()
+        logger = pl.loggers.CSVLogger(tmp_path, name=f"capturable={capturable}")
+        trainer(pl, [callback], logger=logger, log_every_n_steps=1).fit(model, data())
+        runs[capturable] = (model, callback)
+
+    (host, _), (device, callback) = runs[False], runs[True]
+    assert isinstance(callback.schedulers[0].factor, Tensor)  # the device path ran
+    assert len(device.lrs) == 12
+    assert all(torch.equal(a, b) for a, b in zip(device.lrs, host.lrs, strict=True))
+    assert device.losses == host.losses
+    with open(next(tmp_path.glob("capturable=True/*/metrics.csv"))) as file:
+        metrics = list(csv.DictReader(file))
+    factors = [float(row["feedback/factor"]) for row in metrics if row.get("feedback/factor")]
+    assert len(factors) == 12
+    assert factors[-1] == pytest.approx(float(callback.schedulers[0].factor), rel=1e-12)
