@@ -68,7 +68,7 @@ class LossFeedbackScheduler(LRScheduler):
             loss on the host and can be captured in a CUDA graph with the rest of
             the training step. Needs tensor LRs; ``factor``, ``state`` and
             ``skipped`` are then live device tensors, bad losses are skipped and
-            counted without a warning, and ``strict`` and ``lag`` do not apply.
+            counted without a warning, and ``strict`` and ``lag`` are refused.
         **hparams: the rule's hyper-parameters (``beta``, ``gamma``, ``k``, ``eps``
             for ``seed``; ``c``, ``beta3`` for ``eve``; see ``TrendRule`` for
             ``trend``; ``f_star`` for all three).
@@ -270,10 +270,9 @@ class LossFeedbackScheduler(LRScheduler):
         self.last_epoch = int(state_dict["last_epoch"])
         self.min_lrs = [float(m) for m in state_dict["min_lrs"]]
         saved_lrs = state_dict["unscaled_lrs"]
-        self.unscaled_lrs = [
-            _keep_lr(_like(group["lr"], lr), kept)
-            for group, lr, kept in zip(groups, saved_lrs, self.unscaled_lrs, strict=True)
-        ]
+        self._keep_unscaled_lrs(
+            [_like(group["lr"], lr) for group, lr in zip(groups, saved_lrs, strict=True)]
+        )
         if self.schedule is not None:
             self.schedule.load_state_dict(state_dict["schedule"])
         self._apply_factor()
@@ -298,10 +297,13 @@ class LossFeedbackScheduler(LRScheduler):
 
     def _capture_unscaled_lrs(self) -> None:
         """Take the groups' current LRs as the unscaled LRs (tensor LRs are copied)."""
+        self._keep_unscaled_lrs([group["lr"] for group in self.optimizer.param_groups])
+
+    def _keep_unscaled_lrs(self, lrs: list[float | Tensor]) -> None:
+        """Keep ``lrs`` as the unscaled LRs, tensors copied into those already kept."""
         kept = self.unscaled_lrs
         self.unscaled_lrs = [
-            _keep_lr(group["lr"], kept[i] if i < len(kept) else None)
-            for i, group in enumerate(self.optimizer.param_groups)
+            _keep_lr(lr, kept[i] if i < len(kept) else None) for i, lr in enumerate(lrs)
         ]
 
     def _loss_tensor(self, loss: Any) -> Tensor:
@@ -309,11 +311,12 @@ class LossFeedbackScheduler(LRScheduler):
         check_scalar(loss)
         device = cast(DeviceFeedback, self._on_device).device
         if isinstance(loss, Tensor):
-            if loss.device != device and device.type == "cpu":
+            if loss.device != device and (device.type == "cpu" or _capturing()):
                 raise ValueError(
                     f"capturable=True keeps the feedback on the device of the LRs ({device}); "
-                    f"a loss on {loss.device} would be read on the host at every step. "
-                    f"Give the optimizer LR tensors on {loss.device}"
+                    f"a loss on {loss.device} would be read on the host at every step (or, "
+                    f"in a CUDA graph, copied from a fixed host address). Give the optimizer "
+                    f"LR tensors on {loss.device}, or the loss on {device}"
                 )
             return loss
         if _capturing():
@@ -331,14 +334,11 @@ class LossFeedbackScheduler(LRScheduler):
                 "bad loss (strict=True) and needs no lag; bad losses are skipped and "
                 "counted in `skipped` on the device"
             )
-        lrs = [group["lr"] for group in self.optimizer.param_groups]
-        if not all(isinstance(lr, Tensor) for lr in lrs):
-            raise ValueError(
-                "capturable=True needs tensor LRs in every param group, e.g. "
-                "torch.optim.AdamW(params, lr=torch.tensor(1e-3, device='cuda'), "
-                "capturable=True)"
-            )
-        return cast(Tensor, lrs[0]).device
+        first = self.optimizer.param_groups[0]["lr"]
+        device = first.device if isinstance(first, Tensor) else None
+        for group in self.optimizer.param_groups:
+            _check_capturable_lr(group["lr"], device)
+        return cast(torch.device, device)
 
     def _share_device_state(self) -> None:
         """Expose the device state as ``state``, ``factor`` and ``skipped`` (live tensors)."""
@@ -369,11 +369,8 @@ class LossFeedbackScheduler(LRScheduler):
         """Give groups added by ``add_param_group`` their current LR as unscaled LR."""
         groups = self.optimizer.param_groups
         for group in groups[len(self.unscaled_lrs) :]:
-            if self._on_device is not None and not isinstance(group["lr"], Tensor):
-                raise ValueError(
-                    "capturable=True needs tensor LRs, but an added param group has "
-                    f"lr={group['lr']!r}; add it with lr=torch.tensor(...)"
-                )
+            if self._on_device is not None:
+                _check_capturable_lr(group["lr"], self._on_device.device)
             self.unscaled_lrs.append(_keep_lr(group["lr"], None))
             self.min_lrs.append(self.min_lrs[-1] if self._shared_min_lr else 0.0)
 
@@ -389,14 +386,25 @@ class LossFeedbackScheduler(LRScheduler):
 def _keep_lr(lr: float | Tensor, kept: float | Tensor | None) -> float | Tensor:
     """An LR to keep: a tensor LR is copied, so later in-place writes do not alias it.
 
-    It is copied into ``kept`` where that is a tensor of the same kind, so that a
-    CUDA graph that captured ``kept`` reads the new value on its next replay.
+    It is copied into ``kept`` where that is a tensor of the same kind (and not
+    ``lr`` itself), so that a CUDA graph that captured ``kept`` reads the new value
+    on its next replay: the tensors of ``unscaled_lrs`` are updated in place.
     """
     if not isinstance(lr, Tensor):
         return lr
-    if isinstance(kept, Tensor) and _kind(kept) == _kind(lr):
-        return kept.copy_(lr)
+    if isinstance(kept, Tensor) and kept is not lr and _kind(kept) == _kind(lr):
+        return kept.copy_(lr.detach())
     return lr.detach().clone()
+
+
+def _check_capturable_lr(lr: Any, device: torch.device | None) -> None:
+    """``capturable=True`` needs every LR as a tensor on the device of the feedback."""
+    if not isinstance(lr, Tensor) or lr.device != device:
+        raise ValueError(
+            "capturable=True needs tensor LRs in every param group, all on one device "
+            f"({device}): got lr={lr!r}; e.g. torch.optim.AdamW(params, "
+            "lr=torch.tensor(1e-3, device='cuda'), capturable=True)"
+        )
 
 
 def _kind(tensor: Tensor) -> tuple[torch.Size, torch.dtype, torch.device]:

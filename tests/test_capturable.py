@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 import torch
 import torch._dynamo
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_diabetes
 from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -150,6 +152,80 @@ def test_device_feedback_matches_the_float_path_on_long_noisy_streams(
         assert set(factors) == {1.0}
     else:  # the stream really moves the factor
         assert max(factors) / min(factors) > 1.05
+
+
+def _hparams(rule_name: str, f_star: float) -> st.SearchStrategy[dict[str, float]]:
+    """Hyper-parameters across each rule's range, edges included."""
+    if rule_name == "seed":
+        return st.fixed_dictionaries(
+            {
+                "beta": st.sampled_from([0.0, 0.5, 0.9, 0.999]),
+                "gamma": st.sampled_from([0.0, 0.9, 0.99]),
+                "k": st.sampled_from([0.1, 1.0, 5.0]),
+                "eps": st.sampled_from([1e-8, 1e-3]),
+                "f_star": st.just(f_star),
+            }
+        )
+    if rule_name == "eve":
+        return st.fixed_dictionaries(
+            {
+                "c": st.sampled_from([1.0, 1.5, 10.0]),
+                "beta3": st.sampled_from([0.0, 0.5, 0.999]),
+                "f_star": st.just(f_star),
+            }
+        )
+    return st.sampled_from([0.5, 0.9, 0.99, 0.9999]).flatmap(
+        lambda slow: st.fixed_dictionaries(
+            {
+                "beta_slow": st.just(slow),
+                "beta_fast": st.sampled_from([0.0, slow / 2, slow - 1e-3]),
+                "clip": st.sampled_from([0.5, 3.0]),
+                "z0": st.sampled_from([0.5, 4.0]),
+                "gain": st.sampled_from([0.0, 0.05, 1.0]),
+                "eta": st.sampled_from([0.0, 0.005, 1.0]),
+                "max_step": st.sampled_from([0.01, 0.1, 5.0]),
+                "f_min": st.sampled_from([0.05, 1.0]),
+                "f_max": st.sampled_from([1.0, 10.0]),
+                "eps": st.sampled_from([1e-9, 1e-3]),
+                "f_star": st.just(f_star),
+            }
+        )
+    )
+
+
+@st.composite
+def rule_and_stream(draw: st.DrawFn) -> tuple[str, dict[str, float], list[float]]:
+    rule_name = draw(st.sampled_from(RULE_NAMES))
+    f_star = draw(st.sampled_from([0.0, -2.0, 1.5]))
+    hparams = draw(_hparams(rule_name, f_star))
+    above = st.floats(1e-12, 1e12).map(lambda gap: f_star + gap)
+    bad = st.sampled_from([math.nan, math.inf, -math.inf, f_star, f_star - 1.0])
+    losses = draw(st.lists(st.one_of(above, above, above, bad), min_size=1, max_size=60))
+    return rule_name, hparams, losses
+
+
+@settings(max_examples=150, deadline=None)
+@given(rule_and_stream())
+def test_device_factors_match_the_float_path_for_any_stream_and_hyper_parameters(
+    case: tuple[str, dict[str, float], list[float]],
+) -> None:
+    """The documented bound, 1e-12 relative, on every step, except that a ``seed``
+    factor below ~1e-300 may be 0 on the device (torch's sigmoid does not return
+    subnormal numbers)."""
+    rule_name, hparams, losses = case
+    rule = make_rule(rule_name, **hparams)
+    feedback = DeviceFeedback(rule, CPU)
+    state, skipped = rule.init(), 0
+    for loss in losses:
+        feedback.update(f64(loss))
+        if is_usable(loss, rule.f_star):
+            state = rule.update(state, loss)
+        else:
+            skipped += 1
+        device, host = float(feedback.factor), rule.factor(state)
+        assert close(device, host) or max(device, host) < 1e-300, (device, host)
+    values, device_skipped = feedback.snapshot()
+    assert (values["t"], device_skipped) == (state.t, skipped)
 
 
 def test_the_skipped_count_is_a_device_tensor_that_counts_every_kind_of_bad_loss() -> None:
@@ -588,6 +664,25 @@ def test_a_loss_on_another_device_than_cpu_lrs_is_refused() -> None:
     with pytest.raises(ValueError, match="would be read on the host at every step"):
         scheduler.step(torch.tensor(1.0, device="meta"))
     assert scheduler.state_dict() == before
+
+
+def test_lr_tensors_on_two_devices_are_refused() -> None:
+    # "meta" stands in for a second device: a group whose LR is elsewhere would be
+    # copied across devices at every step (a host sync, and no capture).
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(3)]
+    opt = torch.optim.SGD(
+        [
+            {"params": [params[0]], "lr": torch.tensor(0.1)},
+            {"params": [params[1]], "lr": torch.tensor(0.1, device="meta")},
+        ]
+    )
+    with pytest.raises(ValueError, match=r"all on one device \(cpu\)"):
+        LossFeedbackScheduler(opt, capturable=True)
+    opt = one_group(torch.tensor(0.1))
+    scheduler = LossFeedbackScheduler(opt, capturable=True)
+    opt.add_param_group({"params": [params[2]], "lr": torch.tensor(0.2, device="meta")})
+    with pytest.raises(ValueError, match="all on one device"):
+        scheduler.step(torch.tensor(1.0))
 
 
 def test_a_group_added_with_a_tensor_lr_is_scaled() -> None:

@@ -97,6 +97,19 @@ def test_add_param_group_after_construction() -> None:
     assert scheduler.min_lrs == [1e-4, 1e-4]  # a scalar min_lr applies to new groups too
 
 
+def test_a_group_lr_set_to_a_kept_unscaled_lr_does_not_compound_the_factor() -> None:
+    lr = torch.tensor(0.1)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = LossFeedbackScheduler(opt)  # seed: factor 0.5 before any loss
+    with scheduler.unscaled():  # hand the group the very tensor the scheduler keeps
+        opt.param_groups[0]["lr"] = scheduler.unscaled_lrs[0]
+    losses = [1.0, 1.0, 1.0, 1.0]  # a flat loss keeps seed's factor at 0.5
+    for loss in losses:
+        scheduler.step(loss)
+        assert float(opt.param_groups[0]["lr"]) == pytest.approx(0.05)
+        assert float(scheduler.unscaled_lrs[0]) == pytest.approx(0.1)
+
+
 def test_lr_tensors_are_updated_in_place_and_reported_as_copies() -> None:
     opt = sgd(torch.tensor(0.1), torch.tensor(0.02, dtype=torch.float64))
     tensors = lrs(opt)

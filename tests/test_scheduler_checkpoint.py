@@ -182,6 +182,19 @@ def test_tensor_lrs_resume_in_place() -> None:
         assert torch.equal(resumed_opt.param_groups[0]["lr"], opt.param_groups[0]["lr"])
 
 
+@pytest.mark.parametrize("lr", [0.1, torch.tensor(0.1)], ids=["float-lr", "tensor-lr"])
+def test_a_state_loads_into_an_optimizer_whose_last_group_was_added_later(lr: Any) -> None:
+    """The usual resume order: build, add_param_group, load; no step in between."""
+    saved = _saved(groups=2)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = LossFeedbackScheduler(opt)
+    opt.add_param_group({"params": [torch.zeros(1, requires_grad=True)]})
+    scheduler.load_state_dict(saved)
+    factor = scheduler.factor
+    assert [float(g["lr"]) for g in opt.param_groups] == pytest.approx([0.1 * factor] * 2)
+    assert scheduler.state_dict()["unscaled_lrs"] == pytest.approx([0.1, 0.1])
+
+
 # -- mismatches are clear errors ------------------------------------------------------
 
 
