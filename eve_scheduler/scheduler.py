@@ -116,9 +116,11 @@ class LossFeedbackScheduler(LRScheduler):
         self.factor: float | Tensor = self.rule.factor(self.state)
         self._on_device: DeviceFeedback | None = None
         self._steps: int | Tensor = 0  # step calls; on the device with capturable=True
-        if capturable:
+        if capturable:  # state, factor and skipped become live device tensors
             self._on_device = DeviceFeedback(self.rule, self._capturable_device(strict, lag))
-            self._share_device_state()
+            self.state = type(self.rule.init())(**self._on_device.state)
+            self.factor = self._on_device.factor
+            self.skipped = self._on_device.skipped
             self._steps = torch.zeros(1, dtype=torch.int64, device=self._on_device.device)
         self.unscaled_lrs: list[float | Tensor] = []
         self._capture_unscaled_lrs()
@@ -340,13 +342,6 @@ class LossFeedbackScheduler(LRScheduler):
             _check_capturable_lr(group["lr"], device)
         return cast(torch.device, device)
 
-    def _share_device_state(self) -> None:
-        """Expose the device state as ``state``, ``factor`` and ``skipped`` (live tensors)."""
-        assert self._on_device is not None
-        self.state = type(self.rule.init())(**self._on_device.state)
-        self.factor = self._on_device.factor
-        self.skipped = self._on_device.skipped
-
     def _apply_factor(self) -> None:
         """Write ``max(unscaled_lr * factor, min_lr)`` into every param group."""
         groups = self.optimizer.param_groups
@@ -414,7 +409,7 @@ def _kind(tensor: Tensor) -> tuple[torch.Size, torch.dtype, torch.device]:
 def _as_lr(factor: Tensor, lr: Tensor) -> Tensor:
     """The device factor in the LR's dtype and shape: ``lr * _as_lr(factor, lr)`` rounds
     as ``lr * float(factor)`` does, without reading the factor on the host."""
-    return factor.to(lr.device, lr.dtype).reshape(lr.shape)
+    return factor.to(lr.dtype).reshape(lr.shape)
 
 
 def _capturing() -> bool:
