@@ -4,6 +4,11 @@ Both schedulers are timed in the same process, interleaved in rounds, on the sam
 kind of optimizer; the ratio of medians is printed for a Python-float loss and a
 CPU 0-d tensor loss, with 1 and 10 param groups.
 
+A second table times the device path on CPU tensors for each rule, with one
+tensor LR: ``capturable=True`` (separate tensor operations) and
+``capturable=True, fused=True`` (one compiled kernel), against the default path
+on the same optimizer.
+
     python benchmarks/step_cost.py            # full run
     python benchmarks/step_cost.py --quick    # fewer rounds
 """
@@ -41,6 +46,36 @@ def measure(groups: int, loss: object, rounds: int, number: int) -> tuple[float,
     return statistics.median(ours), statistics.median(theirs)
 
 
+def device_path_table(rounds: int, number: int) -> None:
+    """Per-call cost of the device path on CPU tensors, against the default path."""
+    options = {
+        "default": {},
+        "capturable": {"capturable": True},
+        "fused": {"capturable": True, "fused": True},
+    }
+    print(
+        "\n| rule | default path (us) | capturable=True (us) | capturable=True, fused=True (us) "
+        "| capturable / default | fused / default |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    loss = torch.tensor(0.5)
+    for rule in ["seed", "eve", "trend"]:
+        steps = {}
+        for kind, kwargs in options.items():
+            opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=torch.tensor(0.1))
+            steps[kind] = LossFeedbackScheduler(opt, rule, **kwargs).step
+            steps[kind](loss)  # fused=True compiles here
+        times: dict[str, list[float]] = {kind: [] for kind in options}
+        for _ in range(rounds):
+            for kind, step in steps.items():
+                times[kind].append(per_call_us(step, loss, number))
+        med = {kind: statistics.median(values) for kind, values in times.items()}
+        print(
+            f"| {rule} | {med['default']:.1f} | {med['capturable']:.1f} | {med['fused']:.1f} "
+            f"| {med['capturable'] / med['default']:.1f}x | {med['fused'] / med['default']:.1f}x |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
@@ -55,6 +90,7 @@ def main() -> None:
         for groups in (1, 10):
             ours, theirs = measure(groups, loss, rounds, number)
             print(f"| {name} | {groups} | {theirs:.2f} | {ours:.2f} | {ours / theirs:.2f}x |")
+    device_path_table(rounds, number // 20)
 
 
 if __name__ == "__main__":

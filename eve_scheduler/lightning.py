@@ -104,9 +104,9 @@ class EveCallback(Callback):
             ``feedback/factor``, ``feedback/d``, ... (``feedback/opt{i}/...`` when
             the module has several optimizers).
         **scheduler_options: passed to :class:`~eve_scheduler.LossFeedbackScheduler`:
-            ``min_lr``, ``strict``, ``lag``, ``capturable`` and the rule's hyper-parameters
-            (``beta``, ``gamma``, ``k``, ``eps`` for ``seed``; ``c``, ``beta3``
-            for ``eve``; see ``TrendRule`` for ``trend``; ``f_star`` for all).
+            ``min_lr``, ``strict``, ``lag``, ``capturable``, ``fused`` and the rule's
+            hyper-parameters (``beta``, ``gamma``, ``k``, ``eps`` for ``seed``; ``c``,
+            ``beta3`` for ``eve``; see ``TrendRule`` for ``trend``; ``f_star`` for all).
 
     Raises:
         ValueError: an unknown rule or interval, or an option out of range.

@@ -8,9 +8,10 @@ feedback (its configured LR, or what an owned schedule gives it at that step).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -69,6 +70,12 @@ class LossFeedbackScheduler(LRScheduler):
             the training step. Needs tensor LRs; ``factor``, ``state`` and
             ``skipped`` are then live device tensors, bad losses are skipped and
             counted without a warning, and ``strict`` and ``lag`` are refused.
+        fused: with ``capturable=True``, compile that device step (the feedback
+            update, the step count and the LR writes) with ``torch.compile`` into
+            one fused kernel instead of some 40 to 280 small operations. The first
+            ``step`` compiles it (seconds; again after a change of hyper-parameters,
+            param groups or loss dtype), so run ``step`` once before capturing a
+            CUDA graph, as the usual warm-up does. Needs torch >= 2.6.
         **hparams: the rule's hyper-parameters (``beta``, ``gamma``, ``k``, ``eps``
             for ``seed``; ``c``, ``beta3`` for ``eve``; see ``TrendRule`` for
             ``trend``; ``f_star`` for all three).
@@ -95,6 +102,7 @@ class LossFeedbackScheduler(LRScheduler):
         strict: bool = False,
         lag: int = 0,
         capturable: bool = False,
+        fused: bool = False,
         **hparams: float,
     ) -> None:
         # LRScheduler.__init__ is not called (as in ReduceLROnPlateau): it would
@@ -116,6 +124,7 @@ class LossFeedbackScheduler(LRScheduler):
         self.factor: float | Tensor = self.rule.factor(self.state)
         self._on_device: DeviceFeedback | None = None
         self._steps: int | Tensor = 0  # step calls; on the device with capturable=True
+        self.fused = _check_fused(fused, capturable)
         if capturable:  # state, factor and skipped become live device tensors
             self._on_device = DeviceFeedback(self.rule, self._capturable_device(strict, lag))
             self.state = type(self.rule.init())(**self._on_device.state)
@@ -144,17 +153,13 @@ class LossFeedbackScheduler(LRScheduler):
             raise TypeError("LossFeedbackScheduler.step takes no epoch argument")
         self._adopt_new_groups()
         if self._on_device is not None:
-            self._on_device.update(self._loss_tensor(loss))  # skips bad losses on the device
+            loss = self._loss_tensor(loss)
             value = None
         else:
             value = self._losses.push(loss)  # None while the first `lag` losses wait
             if value is not None and not is_usable(value, self.rule.f_star):
                 self._reject(value)  # raises in strict mode, before anything changes
                 value = None
-        if isinstance(self._steps, Tensor):
-            self._steps.add_(1)  # counted on the device: no recompile, advances on replay
-        else:
-            self._steps += 1
         if self.schedule is not None:
             if _capturing():
                 raise RuntimeError(
@@ -163,6 +168,10 @@ class LossFeedbackScheduler(LRScheduler):
                 )
             with self.unscaled():
                 self.schedule.step()
+        if self._on_device is not None:
+            self._step_on_device(loss)
+            return
+        self._steps = cast(int, self._steps) + 1
         if value is not None:
             self.state = self.rule.update(self.state, value)
             self.factor = self.rule.factor(self.state)
@@ -326,7 +335,7 @@ class LossFeedbackScheduler(LRScheduler):
                 "during CUDA graph capture, pass the loss as a tensor: a Python number "
                 f"would be recorded in the graph as a constant (got {loss!r})"
             )
-        return torch.tensor(loss_to_float(loss), dtype=torch.float64)
+        return torch.tensor(loss_to_float(loss), dtype=torch.float64, device=device)
 
     def _capturable_device(self, strict: bool, lag: int) -> torch.device:
         """Check the options ``capturable=True`` needs; return the device of the LR tensors."""
@@ -342,6 +351,19 @@ class LossFeedbackScheduler(LRScheduler):
             _check_capturable_lr(group["lr"], device)
         return cast(torch.device, device)
 
+    def _step_on_device(self, loss: Tensor) -> None:
+        """``capturable=True``: one step on the device, fused into one kernel if asked."""
+        feedback, steps = cast(DeviceFeedback, self._on_device), cast(Tensor, self._steps)
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        unscaled_lrs = cast(list[Tensor], self.unscaled_lrs)
+        args = (feedback, loss.detach(), steps, lrs, unscaled_lrs, self.min_lrs)
+        if not self.fused or torch.compiler.is_compiling():  # a caller's compile traces it
+            self._last_lr = [*_device_step(*args)]
+        elif not _capturing():
+            self._last_lr = [*_fused_device_step()(*args)]
+        else:
+            self._last_lr = [*_replay_compiled(_fused_device_step(), args)]
+
     def _apply_factor(self) -> None:
         """Write ``max(unscaled_lr * factor, min_lr)`` into every param group."""
         groups = self.optimizer.param_groups
@@ -351,8 +373,7 @@ class LossFeedbackScheduler(LRScheduler):
         last_lr: list[float | Tensor] = []
         for group, lr, min_lr in zip(groups, self.unscaled_lrs, self.min_lrs, strict=True):
             if isinstance(lr, Tensor):
-                scale = _as_lr(factor, lr) if isinstance(factor, Tensor) else factor
-                scaled = torch.clamp(lr * scale, min=min_lr)
+                scaled = _scaled_lr(lr, factor, min_lr)
                 _write_lr(group, scaled)
                 last_lr.append(scaled)
             else:
@@ -376,6 +397,63 @@ class LossFeedbackScheduler(LRScheduler):
         if len(values) != n:
             raise ValueError(f"min_lr must have one value per param group ({n}), got {len(values)}")
         return [check_range("min_lr", m, 0.0) for m in values]
+
+
+def _device_step(
+    feedback: DeviceFeedback,
+    loss: Tensor,
+    steps: Tensor,
+    lrs: Sequence[Tensor],
+    unscaled_lrs: Sequence[Tensor],
+    min_lrs: Sequence[float],
+) -> list[Tensor]:
+    """One step of ``capturable=True`` in tensor operations only: feed the loss, count
+    the step, write ``max(unscaled_lr * factor, min_lr)`` into each LR tensor in place.
+
+    A function of tensors and numbers, not of the scheduler or optimizer objects, so
+    that ``torch.compile`` keeps one graph for every scheduler of the same rule,
+    hyper-parameters and LR layout. Returns the LRs written (new tensors).
+    """
+    feedback.update(loss)
+    steps.add_(1)
+    scaled = []
+    for lr, unscaled_lr, min_lr in zip(lrs, unscaled_lrs, min_lrs, strict=True):
+        scaled.append(_scaled_lr(unscaled_lr, feedback.factor, min_lr))
+        lr.copy_(scaled[-1])
+    return scaled
+
+
+@functools.cache
+def _fused_device_step() -> Callable[..., list[Tensor]]:
+    """``_device_step`` compiled by ``torch.compile`` (inductor): one fused kernel."""
+    return torch.compile(_device_step, fullgraph=True)
+
+
+def _replay_compiled(compiled: Callable[..., list[Tensor]], args: tuple[Any, ...]) -> list[Tensor]:
+    """Call ``compiled`` during a CUDA graph capture, where it must not compile again."""
+    with torch.compiler.set_stance("fail_on_recompile"):
+        try:
+            return compiled(*args)
+        except RuntimeError as error:
+            if "fail_on_recompile" not in str(error):
+                raise
+            raise RuntimeError(
+                "fused=True compiles its step on the first call and after a change of "
+                "hyper-parameters, param groups or loss dtype; a CUDA graph cannot capture "
+                "that. Run scheduler.step(loss) once before capturing (the usual warm-up "
+                "steps do)"
+            ) from error
+
+
+def _check_fused(fused: bool, capturable: bool) -> bool:
+    if fused and not capturable:
+        raise ValueError(
+            "fused=True compiles the device step of capturable=True; pass both "
+            "(capturable=True, fused=True)"
+        )
+    if fused and not hasattr(torch.compiler, "set_stance"):
+        raise ValueError(f"fused=True needs torch >= 2.6, this is torch {torch.__version__}")
+    return bool(fused)
 
 
 def _keep_lr(lr: float | Tensor, kept: float | Tensor | None) -> float | Tensor:
@@ -404,6 +482,12 @@ def _check_capturable_lr(lr: Any, device: torch.device | None) -> None:
 
 def _kind(tensor: Tensor) -> tuple[torch.Size, torch.dtype, torch.device]:
     return tensor.shape, tensor.dtype, tensor.device
+
+
+def _scaled_lr(lr: Tensor, factor: float | Tensor, min_lr: float) -> Tensor:
+    """``max(lr * factor, min_lr)`` for a tensor LR, without reading a device factor."""
+    scale = _as_lr(factor, lr) if isinstance(factor, Tensor) else factor
+    return torch.clamp(lr * scale, min=min_lr)
 
 
 def _as_lr(factor: Tensor, lr: Tensor) -> Tensor:

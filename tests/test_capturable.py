@@ -5,14 +5,16 @@ CI has no GPU, so these tests run the device path (``DeviceFeedback`` and
 computes what the core's float path computes, that ``step(loss)`` never reads a
 tensor on the host (a dispatch-mode spy stands in for CUDA's sync detector), that
 every tensor a CUDA graph would capture keeps its identity, that ``torch.compile``
-traces ``step`` whole without recompiling, and that checkpoints move between the
-two kinds of scheduler. ``tests/test_gpu.py`` runs the same path on CUDA.
+traces ``step`` whole without recompiling, that checkpoints move between the
+two kinds of scheduler, and that ``fused=True`` compiles the same step into one
+kernel. ``tests/test_gpu.py`` runs the same path on CUDA.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import re
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_diabetes
 from torch import Tensor
+from torch._inductor.utils import run_and_get_code
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from eve_scheduler import LossFeedbackScheduler
@@ -310,7 +313,7 @@ BATCH = 128
 
 
 def train(
-    rule: str, optimizer: str, capturable: bool
+    rule: str, optimizer: str, capturable: bool, fused: bool = False
 ) -> tuple[list[list[Tensor]], LossFeedbackScheduler]:
     """150 minibatch steps of a small MLP; the LR tensors each optimizer step used."""
     x, y = diabetes()
@@ -327,7 +330,7 @@ def train(
         else torch.optim.SGD(groups, lr=torch.tensor(0.01), momentum=0.9)
     )
     min_lr = [0.0, BASE_LRS[1] * MIN_LR_MULTIPLE[rule], 0.0]
-    scheduler = LossFeedbackScheduler(opt, rule, min_lr=min_lr, capturable=capturable)
+    scheduler = LossFeedbackScheduler(opt, rule, min_lr=min_lr, capturable=capturable, fused=fused)
     used: list[list[Tensor]] = []
     for t in range(150):
         start = (t * BATCH) % (len(x) - BATCH + 1)
@@ -463,14 +466,15 @@ def captured_tensors(scheduler: LossFeedbackScheduler) -> dict[str, tuple[int, i
     return {name: (id(t), t.data_ptr()) for name, t in tensors.items()}
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["ops", "fused"])
 @pytest.mark.parametrize("rule", RULE_NAMES)
-def test_state_factor_and_lr_tensors_keep_their_identity(rule: str) -> None:
+def test_state_factor_and_lr_tensors_keep_their_identity(rule: str, fused: bool) -> None:
     params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(2)]
     opt = torch.optim.SGD(
         [{"params": [params[0]], "lr": torch.tensor(0.1)}, {"params": [params[1]]}],
         lr=torch.tensor(0.05),
     )
-    scheduler = LossFeedbackScheduler(opt, rule, capturable=True)
+    scheduler = LossFeedbackScheduler(opt, rule, capturable=True, fused=fused)
     expected = captured_tensors(scheduler)
     assert len(expected) == len(scheduler.state) + 2 + 2 * 2
     for loss in loss_stream(60, seed=1):
@@ -794,3 +798,135 @@ def test_factor_state_and_skipped_are_live_device_tensors() -> None:
     assert skipped.item() == 1
     # a float64 LR tensor: the LR is the float64 product, as on the float path
     assert opt.param_groups[0]["lr"].item() == 0.1 * factor.item()
+
+
+# -- 9. fused=True: the same step, compiled into one kernel ---------------------------
+
+
+def aten_ops(run: Any) -> list[str]:
+    """The aten ops the profiler sees while ``run()`` runs (a host read is one of them:
+    ``aten::_local_scalar_dense``)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        run()
+    return [event.name for event in prof.events() if event.name.startswith("aten::")]
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@pytest.mark.parametrize("rule", RULE_NAMES)
+def test_fused_gives_the_float_path_lrs_bit_for_bit(rule: str) -> None:
+    float_lrs, float_scheduler = train(rule, "adam", capturable=False)
+    fused_lrs, fused = train(rule, "adam", capturable=True, fused=True)
+    for step, (a, b) in enumerate(zip(fused_lrs, float_lrs, strict=True)):
+        assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True)), (step, a, b)
+    assert int(fused.skipped) == float_scheduler.skipped == 1
+    assert fused.last_epoch == 150
+    assert_same_state(fused.state_dict(), float_scheduler.state_dict())
+    assert [lr.item() for lr in fused.get_last_lr()] == [  # type: ignore[union-attr]
+        group["lr"].item() for group in fused.optimizer.param_groups
+    ]
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@pytest.mark.parametrize("rule", RULE_NAMES)
+def test_a_fused_step_runs_one_compiled_kernel_and_no_other_op(rule: str) -> None:
+    def build(fused: bool) -> LossFeedbackScheduler:
+        return LossFeedbackScheduler(two_group_optimizer(), rule, capturable=True, fused=fused)
+
+    loss = torch.tensor(1.5)
+    fused = build(True)
+    result, codes = run_and_get_code(fused.step, loss)  # the first step compiles
+    assert result is None
+    assert sum(code.count("async_compile.cpp_pybinding(") for code in codes) == 1
+    for value in [1.4, math.nan, 1.3]:
+        fused.step(torch.tensor(value))
+    # one aten op: the loss's detach, a view (no kernel); no host read
+    assert aten_ops(lambda: fused.step(loss)) == ["aten::detach"]
+    assert len(aten_ops(lambda: build(False).step(loss))) > 40  # what it replaces
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_fused_schedulers_of_the_same_configuration_share_one_compiled_step() -> None:
+    def run(lr: float, losses: list[float]) -> None:
+        opt = one_group(torch.tensor(lr))
+        scheduler = LossFeedbackScheduler(opt, "seed", capturable=True, fused=True)
+        for loss in losses:
+            scheduler.step(torch.tensor(loss))
+        checkpoint = scheduler.state_dict()
+        scheduler.load_state_dict(checkpoint)
+        scheduler.step(torch.tensor(0.5))
+
+    run(0.1, [2.0, 1.0])
+    with torch._dynamo.config.patch(error_on_recompile=True):  # a recompile is an error
+        for lr in [0.2, 0.3, 0.4]:
+            run(lr, [3.0, math.nan, 2.0, 1.5])
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_fused_schedulers_with_other_hyper_parameters_compile_once_more_and_stay_exact() -> None:
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    losses = [2.0, 1.9, math.nan, 1.7, 1.75, 1.5]
+    for beta in [0.5 + 0.05 * i for i in range(10)]:
+        opts = [one_group(torch.tensor(0.1)) for _ in range(2)]
+        fused = LossFeedbackScheduler(opts[0], "seed", capturable=True, fused=True, beta=beta)
+        default = LossFeedbackScheduler(opts[1], "seed", beta=beta)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the default path warns about the NaN
+            for loss in losses:
+                fused.step(torch.tensor(loss))
+                default.step(torch.tensor(loss))
+                assert torch.equal(opts[0].param_groups[0]["lr"], opts[1].param_groups[0]["lr"])
+        assert_same_state(fused.state_dict(), default.state_dict(), f"beta={beta}")
+    assert counters["stats"]["unique_graphs"] == 2  # torch 2.13: then beta is an input
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_fused_inside_a_callers_compiled_step_is_traced_whole() -> None:
+    def build(fused: bool) -> tuple[torch.optim.Optimizer, LossFeedbackScheduler]:
+        opt = one_group(torch.tensor(0.1))
+        return opt, LossFeedbackScheduler(opt, "eve", capturable=True, fused=fused)
+
+    opt, fused = build(True)
+    eager_opt, eager = build(False)
+    compiled = torch.compile(fused.step, fullgraph=True, backend="aot_eager")
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for value in [2.0, 1.8, math.nan, 1.7, 1.5]:
+            loss = torch.tensor(value)
+            compiled(loss)
+            eager.step(loss)
+            assert torch.equal(opt.param_groups[0]["lr"], eager_opt.param_groups[0]["lr"])
+    assert fused.state_dict() == eager.state_dict()
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_a_fused_step_that_would_compile_during_a_capture_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opt = one_group(torch.tensor(0.1))
+    scheduler = LossFeedbackScheduler(opt, "seed", capturable=True, fused=True)
+    with monkeypatch.context() as during_capture:
+        during_capture.setattr("eve_scheduler.scheduler._capturing", lambda: True)
+        with pytest.raises(RuntimeError, match=re.escape("Run scheduler.step(loss) once before")):
+            scheduler.step(torch.tensor(2.0))  # the first step would compile
+    scheduler.step(torch.tensor(2.0))  # the warm-up compiles
+    before = opt.param_groups[0]["lr"].item()
+    with monkeypatch.context() as during_capture:
+        during_capture.setattr("eve_scheduler.scheduler._capturing", lambda: True)
+        scheduler.step(torch.tensor(1.0))  # compiled already: runs
+        assert opt.param_groups[0]["lr"].item() != before
+        other = LossFeedbackScheduler(one_group(torch.tensor(0.1)), "seed", beta=0.5)
+        scheduler.load_state_dict(other.state_dict())  # other hyper-parameters
+        with pytest.raises(RuntimeError, match="after a change of hyper-parameters"):
+            scheduler.step(torch.tensor(1.0))
+
+
+def test_fused_needs_capturable() -> None:
+    with pytest.raises(ValueError, match=re.escape("pass both (capturable=True, fused=True)")):
+        LossFeedbackScheduler(one_group(torch.tensor(0.1)), fused=True)
+
+
+def test_fused_needs_a_torch_with_compile_stances(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(torch.compiler, "set_stance")
+    with pytest.raises(ValueError, match=re.escape("fused=True needs torch >= 2.6")):
+        LossFeedbackScheduler(one_group(torch.tensor(0.1)), capturable=True, fused=True)

@@ -157,19 +157,23 @@ def test_a_cuda_graph_replay_follows_the_eager_lr_trajectory() -> None:
 
 
 def capturable_setup(
-    rule: str,
+    rule: str, fused: bool
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, LossFeedbackScheduler]:
     model = mlp("cuda")
     opt = torch.optim.AdamW(
         model.parameters(), lr=torch.tensor(1e-3, device="cuda"), capturable=True
     )
-    return model, opt, LossFeedbackScheduler(opt, rule=rule, capturable=True)
+    return model, opt, LossFeedbackScheduler(opt, rule=rule, capturable=True, fused=fused)
+
+
+FUSED = pytest.mark.parametrize("fused", [False, True], ids=["ops", "fused"])
 
 
 @cuda
+@FUSED
 @pytest.mark.parametrize("rule", ["seed", "eve", "trend"])
-def test_capturable_stepping_never_syncs(rule: str) -> None:
-    model, opt, scheduler = capturable_setup(rule)
+def test_capturable_stepping_never_syncs(rule: str, fused: bool) -> None:
+    model, opt, scheduler = capturable_setup(rule, fused)
     train_without_syncs(model, opt, scheduler, 300, nan_at=100)
     assert int(scheduler.state.t) == 302
     assert int(scheduler.skipped) == 1
@@ -177,9 +181,10 @@ def test_capturable_stepping_never_syncs(rule: str) -> None:
 
 
 @cuda
+@FUSED
 @pytest.mark.parametrize("rule", ["seed", "eve", "trend"])
-def test_a_captured_step_with_the_scheduler_follows_the_float_path(rule: str) -> None:
-    model, opt, scheduler = capturable_setup(rule)
+def test_a_captured_step_with_the_scheduler_follows_the_float_path(rule: str, fused: bool) -> None:
+    model, opt, scheduler = capturable_setup(rule, fused)
     x, y = data("cuda")
 
     def train_step() -> torch.Tensor:

@@ -749,7 +749,7 @@ def test_without_lightning_the_error_names_the_install_line(
         importlib.import_module("eve_scheduler.lightning")
 
 
-# -- capturable=True: the feedback on the device, through the callback -------------
+# -- capturable=True (and fused=True): the feedback on the device, through the callback
 
 
 @pytest.mark.parametrize("namespace", NAMESPACES)
@@ -767,20 +767,29 @@ def test_capturable_feedback_gives_the_lrs_of_the_default_path(
         def _record_lr(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
             self.lrs.append(optimizer.param_groups[0]["lr"].clone())  # a tensor, updated in place
 
+    kinds: dict[str, dict[str, bool]] = {
+        "default": {},
+        "capturable": {"capturable": True},
+        "fused": {"capturable": True, "fused": True},
+    }
     runs = {}
-    for capturable in [False, True]:
+    for kind, options in kinds.items():
         model = TensorLR()
-        callback = EveCallback(capturable=capturable) if capturable else EveCallback()
-        logger = pl.loggers.CSVLogger(tmp_path, name=f"capturable={capturable}")
+        callback = EveCallback(**options)
+        logger = pl.loggers.CSVLogger(tmp_path, name=kind)
         trainer(pl, [callback], logger=logger, log_every_n_steps=1).fit(model, data())
-        runs[capturable] = (model, callback)
+        runs[kind] = (model, callback)
 
-    (host, _), (device, callback) = runs[False], runs[True]
-    assert isinstance(callback.schedulers[0].factor, Tensor)  # the device path ran
-    assert len(device.lrs) == 12
-    assert all(torch.equal(a, b) for a, b in zip(device.lrs, host.lrs, strict=True))
-    assert device.losses == host.losses
-    with open(next(tmp_path.glob("capturable=True/*/metrics.csv"))) as file:
+    host = runs["default"][0]
+    for kind in ["capturable", "fused"]:
+        device, callback = runs[kind]
+        assert isinstance(callback.schedulers[0].factor, Tensor)  # the device path ran
+        assert callback.schedulers[0].fused == (kind == "fused")
+        assert len(device.lrs) == 12
+        assert all(torch.equal(a, b) for a, b in zip(device.lrs, host.lrs, strict=True)), kind
+        assert device.losses == host.losses
+    callback = runs["capturable"][1]
+    with open(next(tmp_path.glob("capturable/*/metrics.csv"))) as file:
         metrics = list(csv.DictReader(file))
     factors = [float(row["feedback/factor"]) for row in metrics if row.get("feedback/factor")]
     assert len(factors) == 12
