@@ -905,10 +905,12 @@ def test_a_fused_step_that_would_compile_during_a_capture_is_an_error(
 ) -> None:
     opt = one_group(torch.tensor(0.1))
     scheduler = LossFeedbackScheduler(opt, "seed", capturable=True, fused=True)
+    untouched = scheduler.state_dict()
     with monkeypatch.context() as during_capture:
         during_capture.setattr("eve_scheduler.scheduler._capturing", lambda: True)
         with pytest.raises(RuntimeError, match=re.escape("Run scheduler.step(loss) once before")):
             scheduler.step(torch.tensor(2.0))  # the first step would compile
+    assert_same_state(scheduler.state_dict(), untouched)  # nothing ran
     scheduler.step(torch.tensor(2.0))  # the warm-up compiles
     before = opt.param_groups[0]["lr"].item()
     with monkeypatch.context() as during_capture:
@@ -917,8 +919,10 @@ def test_a_fused_step_that_would_compile_during_a_capture_is_an_error(
         assert opt.param_groups[0]["lr"].item() != before
         other = LossFeedbackScheduler(one_group(torch.tensor(0.1)), "seed", beta=0.5)
         scheduler.load_state_dict(other.state_dict())  # other hyper-parameters
+        loaded = scheduler.state_dict()
         with pytest.raises(RuntimeError, match="after a change of hyper-parameters"):
             scheduler.step(torch.tensor(1.0))
+        assert_same_state(scheduler.state_dict(), loaded)
 
 
 def test_fused_needs_capturable() -> None:
