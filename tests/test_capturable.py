@@ -27,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_diabetes
 from torch import Tensor
+from torch._dynamo.utils import counters
 from torch._inductor.utils import run_and_get_code
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -863,8 +864,6 @@ def test_fused_schedulers_of_the_same_configuration_share_one_compiled_step() ->
 
 @pytest.mark.usefixtures("fresh_dynamo")
 def test_fused_schedulers_with_other_hyper_parameters_compile_once_more_and_stay_exact() -> None:
-    from torch._dynamo.utils import counters
-
     counters.clear()
     losses = [2.0, 1.9, math.nan, 1.7, 1.75, 1.5]
     for beta in [0.5 + 0.05 * i for i in range(10)]:
