@@ -57,10 +57,13 @@ class DeviceFeedback:
         return self.factor.device
 
     def update(self, loss: Tensor) -> None:
-        """Feed one loss: a usable loss updates the state, any other is counted as skipped."""
+        """Feed one loss; skip and count it where ``core.advance`` would skip it: a loss
+        that is not usable, or whose update would put inf or NaN into the state."""
         f = loss.detach().reshape(1).to(self.device, torch.float64, non_blocking=True)
-        usable = torch.isfinite(f) & (f > self.rule.f_star)
         new = self._transition(self.rule, self.state, f)
+        usable = torch.isfinite(f) & (f > self.rule.f_star)
+        for value in new.values():
+            usable &= torch.isfinite(value)
         for name, value in new.items():
             self.state[name].copy_(torch.where(usable, value, self.state[name]))
         self.skipped.add_((~usable).to(torch.int64))
@@ -114,7 +117,7 @@ def _eve_transition(rule: EveRule, s: States, f: Tensor) -> States:
 
 
 def _eve_factor(rule: EveRule, s: States) -> Tensor:
-    return 1.0 / s["d_tilde"]
+    return torch.clamp(1.0 / s["d_tilde"], 1.0 / rule.c, rule.c)
 
 
 def _trend_fit(rule: TrendRule, s: States) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:

@@ -21,7 +21,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from eve_scheduler.capturable import DeviceFeedback
-from eve_scheduler.core import Rule, hparams_of, is_usable, make_rule
+from eve_scheduler.core import Rule, advance, hparams_of, is_usable, make_rule
 from eve_scheduler.core._validate import check_range
 from eve_scheduler.losses import DeferredLosses, check_scalar, loss_to_float
 
@@ -29,11 +29,13 @@ STATE_VERSION = 1
 
 
 class SkippedLossWarning(RuntimeWarning):
-    """A loss that is NaN, infinite, or at or below ``f_star`` was skipped."""
+    """A loss that is NaN, infinite, at or below ``f_star``, or that would overflow
+    the feedback state, was skipped."""
 
 
 class BadLossError(ValueError):
-    """In strict mode: a loss that is NaN, infinite, or at or below ``f_star``."""
+    """In strict mode: a loss that is NaN, infinite, at or below ``f_star``, or that
+    would overflow the feedback state."""
 
 
 class LossFeedbackScheduler(LRScheduler):
@@ -59,7 +61,9 @@ class LossFeedbackScheduler(LRScheduler):
             applying the factor. Do not step it yourself.
         min_lr: a lower bound on the applied LR, a scalar or one per param group.
         strict: raise :class:`BadLossError` on a NaN, infinite, or out-of-bound
-            loss instead of skipping it with a :class:`SkippedLossWarning`.
+            loss (or one whose update would overflow the state, see
+            :func:`eve_scheduler.core.advance`) instead of skipping it with a
+            :class:`SkippedLossWarning`.
         lag: read each loss this many steps late (default 0: at once). With a CUDA
             loss, ``lag >= 1`` avoids the host-device synchronization that reading
             it at once costs; the factor at step t then uses the losses up to
@@ -72,7 +76,7 @@ class LossFeedbackScheduler(LRScheduler):
             counted without a warning, and ``strict`` and ``lag`` are refused.
         fused: with ``capturable=True``, compile that device step (the feedback
             update, the step count and the LR writes) with ``torch.compile`` into
-            one fused kernel instead of some 40 to 280 small operations. The first
+            one fused kernel instead of some 50 to 280 small operations. The first
             ``step`` compiles it (seconds; again after a change of hyper-parameters,
             param groups or loss dtype), so run ``step`` once before capturing a
             CUDA graph, as the usual warm-up does. Needs torch >= 2.6.
@@ -147,19 +151,20 @@ class LossFeedbackScheduler(LRScheduler):
         Raises:
             TypeError: ``loss`` is missing or not a real scalar.
             ValueError: ``loss`` has more than one element.
-            BadLossError: in strict mode, a NaN, infinite or out-of-bound loss.
+            BadLossError: in strict mode, a loss that the default mode skips.
         """
         if epoch is not None:
             raise TypeError("LossFeedbackScheduler.step takes no epoch argument")
         self._adopt_new_groups()
+        new_state = None
         if self._on_device is not None:
             loss = self._loss_tensor(loss)
-            value = None
         else:
             value = self._losses.push(loss)  # None while the first `lag` losses wait
-            if value is not None and not is_usable(value, self.rule.f_star):
-                self._reject(value)  # raises in strict mode, before anything changes
-                value = None
+            if value is not None:
+                new_state = advance(self.rule, self.state, value)
+                if new_state is None:
+                    self._reject(value)  # raises in strict mode, before anything changes
         if self.schedule is not None:
             if _capturing():
                 raise RuntimeError(
@@ -172,9 +177,9 @@ class LossFeedbackScheduler(LRScheduler):
             self._step_on_device(loss)
             return
         self._steps = cast(int, self._steps) + 1
-        if value is not None:
-            self.state = self.rule.update(self.state, value)
-            self.factor = self.rule.factor(self.state)
+        if new_state is not None:
+            self.state = new_state
+            self.factor = self.rule.factor(new_state)
         self._apply_factor()
 
     @property
@@ -291,11 +296,15 @@ class LossFeedbackScheduler(LRScheduler):
     # -- internals -------------------------------------------------------------------
 
     def _reject(self, value: float) -> None:
-        reason = (
-            f"loss={value!r} is not finite"
-            if not math.isfinite(value)
-            else f"loss={value!r} is at or below f_star={self.rule.f_star!r}"
-        )
+        if not math.isfinite(value):
+            reason = f"loss={value!r} is not finite"
+        elif not is_usable(value, self.rule.f_star):
+            reason = f"loss={value!r} is at or below f_star={self.rule.f_star!r}"
+        else:
+            reason = (
+                f"loss={value!r} would put inf or NaN into the feedback state (its "
+                "ratio to the last accepted loss is beyond the float range)"
+            )
         if self.strict:
             raise BadLossError(f"{reason} (strict mode)")
         self.skipped += 1
@@ -419,7 +428,8 @@ def _device_step(
     scaled = []
     for lr, unscaled_lr, min_lr in zip(lrs, unscaled_lrs, min_lrs, strict=True):
         scaled.append(_scaled_lr(unscaled_lr, feedback.factor, min_lr))
-        lr.copy_(scaled[-1])
+        # through a view: torch.compile (2.13) drops in-place writes to 0-d float64 inputs
+        lr.view(-1).copy_(scaled[-1])
     return scaled
 
 
@@ -485,15 +495,17 @@ def _kind(tensor: Tensor) -> tuple[torch.Size, torch.dtype, torch.device]:
 
 
 def _scaled_lr(lr: Tensor, factor: float | Tensor, min_lr: float) -> Tensor:
-    """``max(lr * factor, min_lr)`` for a tensor LR, without reading a device factor."""
-    scale = _as_lr(factor, lr) if isinstance(factor, Tensor) else factor
-    return torch.clamp(lr * scale, min=min_lr)
+    """``max(lr * factor, min_lr)`` for a tensor LR, without reading a device factor.
 
-
-def _as_lr(factor: Tensor, lr: Tensor) -> Tensor:
-    """The device factor in the LR's dtype and shape: ``lr * _as_lr(factor, lr)`` rounds
-    as ``lr * float(factor)`` does, without reading the factor on the host."""
-    return factor.to(lr.dtype).reshape(lr.shape)
+    A device factor is multiplied in torch's compute dtype for the LR's dtype (float32
+    for float16 and bfloat16 LRs, the LR's dtype otherwise), as torch multiplies a
+    tensor by a Python float, so both kinds of factor give the same LR bit for bit.
+    """
+    if not isinstance(factor, Tensor):
+        return torch.clamp(lr * factor, min=min_lr)
+    dtype = torch.promote_types(lr.dtype, torch.float32)
+    scaled = lr.to(dtype) * factor.to(dtype).reshape(lr.shape)
+    return torch.clamp(scaled, min=min_lr).to(lr.dtype)
 
 
 def _capturing() -> bool:

@@ -33,7 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from eve_scheduler import LossFeedbackScheduler
 from eve_scheduler.capturable import DeviceFeedback
-from eve_scheduler.core import is_usable, make_rule
+from eve_scheduler.core import advance, make_rule
 
 REL = 1e-12  # the documented bound between the device path and the float path
 CPU = torch.device("cpu")
@@ -137,8 +137,9 @@ def test_device_feedback_matches_the_float_path_on_long_noisy_streams(
     factors = []
     for step, loss in enumerate(losses):
         feedback.update(f64(loss))
-        if is_usable(loss, rule.f_star):
-            state = rule.update(state, loss)
+        new = advance(rule, state, loss)
+        if new is not None:
+            state = new
         else:
             skipped += 1
         factor = rule.factor(state)
@@ -222,14 +223,38 @@ def test_device_factors_match_the_float_path_for_any_stream_and_hyper_parameters
     state, skipped = rule.init(), 0
     for loss in losses:
         feedback.update(f64(loss))
-        if is_usable(loss, rule.f_star):
-            state = rule.update(state, loss)
+        new = advance(rule, state, loss)
+        if new is not None:
+            state = new
         else:
             skipped += 1
         device, host = float(feedback.factor), rule.factor(state)
         assert close(device, host) or max(device, host) < 1e-300, (device, host)
     values, device_skipped = feedback.snapshot()
     assert (values["t"], device_skipped) == (state.t, skipped)
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@pytest.mark.parametrize("fused", [False, True], ids=["ops", "fused"])
+def test_a_loss_that_would_overflow_the_state_is_skipped_as_on_the_float_path(
+    fused: bool,
+) -> None:
+    # seed: 1e-300 after 2.0 gives (r - d)^2 beyond the float range, 1e-310 after 1.0
+    # gives r = inf; the float path skips both (core.advance), so must the device
+    losses = [4.0, 2.0, 1e-300, 1.0, 1e-310, 0.5, 1e-140]
+    float_opt, device_opt = one_group(0.1), one_group(torch.tensor(0.1, dtype=torch.float64))
+    on_floats = LossFeedbackScheduler(float_opt)
+    on_device = LossFeedbackScheduler(device_opt, capturable=True, fused=fused)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the float path warns on each skip
+        for loss in losses:
+            on_floats.step(loss)
+            on_device.step(f64(loss))
+            assert close(float(on_device.factor), on_floats.factor), loss
+            assert device_opt.param_groups[0]["lr"].item() == float_opt.param_groups[0]["lr"]
+    assert int(on_device.skipped) == on_floats.skipped == 2
+    assert_same_state(on_device.state_dict(), on_floats.state_dict())
+    assert on_floats.state.t == 5 and on_floats.state.prev_loss == 1e-140  # kept: r = 5e139
 
 
 def test_the_skipped_count_is_a_device_tensor_that_counts_every_kind_of_bad_loss() -> None:
@@ -896,6 +921,26 @@ def test_fused_inside_a_callers_compiled_step_is_traced_whole() -> None:
             eager.step(loss)
             assert torch.equal(opt.param_groups[0]["lr"], eager_opt.param_groups[0]["lr"])
     assert fused.state_dict() == eager.state_dict()
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@pytest.mark.parametrize("how", ["ops", "fused", "caller-compiled", "caller-compiled-fused"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_lr_tensors_of_every_float_dtype_are_written(how: str, dtype: torch.dtype) -> None:
+    # torch.compile (2.13) drops an in-place write to a 0-d float64 input; the LRs
+    # must still change, to what the float path gives rounded to the LR's dtype
+    opt = one_group(torch.tensor(0.1, dtype=dtype))
+    scheduler = LossFeedbackScheduler(opt, capturable=True, fused=how.endswith("fused"))
+    step = scheduler.step
+    if how.startswith("caller-compiled"):
+        step = torch.compile(scheduler.step, fullgraph=True, backend="aot_eager")
+    on_floats = LossFeedbackScheduler(one_group(float(torch.tensor(0.1, dtype=dtype))))
+    for value in [4.0, 2.0, 1.0]:
+        step(torch.tensor(value))
+        on_floats.step(value)
+        expected = torch.tensor(on_floats.get_last_lr()[0], dtype=dtype)
+        assert opt.param_groups[0]["lr"].dtype == dtype
+        assert torch.equal(opt.param_groups[0]["lr"], expected), value
 
 
 @pytest.mark.usefixtures("fresh_dynamo")

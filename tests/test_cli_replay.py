@@ -215,7 +215,7 @@ def test_unusable_losses_are_skipped_as_the_scheduler_would(
     a, b, c = SEED_4_2_1
     assert column(rows, "factor") == pytest.approx([a, a, b, b, b, c], rel=1e-12)
     status, out, _ = run(capsys, "replay", curve)
-    assert "skipped: 3 (NaN, infinite, or at or below f_star=0" in out
+    assert "skipped: 3 (NaN, infinite, at or below f_star=0, or overflowing" in out
 
 
 def test_f_star_moves_the_bound(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -311,6 +311,32 @@ def test_strict_mode_raises_and_changes_nothing(loss: Any, f_star: float, reason
     assert isinstance(BadLossError("x"), ValueError)
 
 
+def test_a_loss_that_would_overflow_the_seed_state_is_skipped_or_refused() -> None:
+    # after 2.0, a loss of 1e-300 gives r = 2e300 and (r - d)^2 beyond the float range
+    opt = sgd(0.1, 0.2)
+    scheduler = LossFeedbackScheduler(opt)
+    scheduler.step(4.0)
+    scheduler.step(2.0)
+    state, factor, lr = scheduler.state, scheduler.factor, lrs(opt)
+    with pytest.warns(SkippedLossWarning, match=r"loss=1e-300 would put inf or NaN into"):
+        scheduler.step(1e-300)
+    assert (scheduler.state, scheduler.factor, lrs(opt), scheduler.skipped) == (
+        state,
+        factor,
+        lr,
+        1,
+    )
+    scheduler.step(1.0)  # compared with 2.0, the last accepted loss
+    assert scheduler.factor == factors([4.0, 2.0, 1.0])[-1]
+
+    strict = LossFeedbackScheduler(sgd(0.1), strict=True)
+    strict.step(2.0)
+    before = strict.state_dict()
+    with pytest.raises(BadLossError, match=r"would put inf or NaN.*strict"):
+        strict.step(1e-300)
+    assert strict.state_dict() == before
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     losses=st.lists(

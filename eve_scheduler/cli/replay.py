@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import math
 import statistics
 import sys
@@ -24,7 +25,7 @@ from eve_scheduler.cli.loss_curves import DEFAULT_COLUMNS, FORMATS, LossCurve, r
 from eve_scheduler.cli.options import CliError, add_rule_options, describe_rule, rule_options
 from eve_scheduler.cli.plots import new_figure, save_figure
 from eve_scheduler.cli.tables import format_table
-from eve_scheduler.core import is_usable, make_rule, simulate, simulate_states
+from eve_scheduler.core import make_rule, simulate, simulate_states
 
 # State fields left out of the output: the count of accepted losses and the last one.
 HIDDEN_STATE_FIELDS = ("t", "prev_loss")
@@ -69,15 +70,16 @@ class Replay:
 
 def replay_curve(curve: LossCurve, rule: str, hparams: dict[str, float], base_lr: float) -> Replay:
     """Feed the curve's losses to the rule, as the scheduler would."""
-    f_star = make_rule(rule, **hparams).f_star
+    states = simulate_states(curve.losses, rule, **hparams)
+    accepted = [0] + [state.t for state in states]  # t counts the accepted losses
     return Replay(
         curve=curve,
         rule=rule,
         hparams=hparams,
         base_lr=base_lr,
         factors=simulate(curve.losses, rule, **hparams),
-        states=simulate_states(curve.losses, rule, **hparams),
-        skipped=[not is_usable(loss, f_star) for loss in curve.losses],
+        states=states,
+        skipped=[after == before for before, after in itertools.pairwise(accepted)],
     )
 
 
@@ -175,8 +177,8 @@ def summary(replay: Replay) -> str:
             f"through {describe_rule(replay.rule, replay.hparams)}, base LR {replay.base_lr:g}.",
             f"factor: {factors[0]:.4g} after the first loss, {factors[-1]:.4g} after the last; "
             f"mean {statistics.fmean(factors):.4g}, range [{min(factors):.4g}, {max(factors):.4g}]",
-            f"skipped: {skipped} (NaN, infinite, or at or below f_star={f_star:g}; "
-            "the factor holds)",
+            f"skipped: {skipped} (NaN, infinite, at or below f_star={f_star:g}, or "
+            "overflowing the state; the factor holds)",
             "Each row: the factor, and the LR (base x factor), set after that row's loss "
             "for the next step.",
             "Open loop: the losses are the recorded ones; other LRs would have changed them.",

@@ -8,6 +8,7 @@ from eve_scheduler.core.eve import EveRule, EveState
 from eve_scheduler.core.rules import (
     RULES,
     Rule,
+    advance,
     hparams_of,
     is_usable,
     make_rule,
@@ -26,6 +27,7 @@ __all__ = [
     "SeedState",
     "TrendRule",
     "TrendState",
+    "advance",
     "hparams_of",
     "is_usable",
     "make_rule",

@@ -14,6 +14,10 @@ Whenever the relative change of the loss is below 1/c, the clipped value is the
 constant 1/c and the factor follows the loss-independent ramp
 1 / (1/c + (1 - 1/c) beta3^(t-1)) toward c.
 
+In floating point, ``1 / dtilde`` can round one unit in the last place outside
+[1/c, c] (``1 / (1/c)`` is not always ``c``), so the factor is clipped to that
+range; this changes no other value.
+
 References:
     Hayashi, Koushik & Neubig, "Eve: A Gradient Based Optimization Method with
     Locally and Globally Adaptive Learning Rates", arXiv:1611.01505 (final version).
@@ -81,4 +85,4 @@ class EveRule:
         return EveState(t, loss, d_tilde)
 
     def factor(self, state: EveState) -> float:
-        return 1.0 / state.d_tilde
+        return min(max(1.0 / state.d_tilde, 1.0 / self.c), self.c)

@@ -5,6 +5,9 @@ A rule is a frozen dataclass of hyper-parameters with three pure transitions::
     state = rule.init()
     state = rule.update(state, loss)   # only for losses that ``is_usable`` accepts
     factor = rule.factor(state)        # the LR multiplier after those losses
+
+``advance`` applies the skip policy around ``update``: a loss that is not usable,
+or whose update would leave the float range, is skipped and the state kept.
 """
 
 from __future__ import annotations
@@ -68,10 +71,28 @@ def is_usable(loss: float, f_star: float = 0.0) -> bool:
     return math.isfinite(loss) and loss > f_star
 
 
+def advance(rule: Rule, state: Any, loss: float) -> Any | None:
+    """The state after ``loss``, or ``None`` where the loss must be skipped.
+
+    A loss is skipped where ``is_usable`` refuses it, and also where its update
+    would put inf or NaN into the state: in ``seed``, a loss ratio
+    (f_{t-1} - f*) / (f_t - f*) or its square beyond the float range (about 1.8e308,
+    so a ratio beyond about 1e154 reached by e.g. 1e10 then 1e-150). Later losses are
+    then compared with the last loss accepted.
+    """
+    if not is_usable(loss, rule.f_star):
+        return None
+    try:
+        new = rule.update(state, loss)
+    except OverflowError:  # Python's float ``**`` raises where ``*`` gives inf
+        return None
+    return new if all(map(math.isfinite, new)) else None
+
+
 def simulate(losses: Iterable[float], rule: str = "seed", **hparams: float) -> list[float]:
     """The factor after each loss of a recorded loss curve.
 
-    Unusable losses are skipped (the factor repeats), as the scheduler does.
+    Skipped losses (see ``advance``) repeat the factor, as the scheduler does.
 
     Example:
         >>> simulate([1.0, 1.0, 1.0])
@@ -89,7 +110,7 @@ def simulate_states(losses: Iterable[float], rule: str = "seed", **hparams: floa
 def _states(rule: Rule, losses: Iterable[float]) -> Iterable[Any]:
     state = rule.init()
     for loss in losses:
-        value = float(loss)
-        if is_usable(value, rule.f_star):
-            state = rule.update(state, value)
+        new = advance(rule, state, float(loss))
+        if new is not None:
+            state = new
         yield state
