@@ -58,16 +58,18 @@ class DeviceFeedback:
 
     def update(self, loss: Tensor) -> None:
         """Feed one loss; skip and count it where ``core.advance`` would skip it: a loss
-        that is not usable, or whose update would put inf or NaN into the state."""
+        that is not usable, or whose update would put inf or NaN into the state or
+        the factor."""
         f = loss.detach().reshape(1).to(self.device, torch.float64, non_blocking=True)
         new = self._transition(self.rule, self.state, f)
-        usable = torch.isfinite(f) & (f > self.rule.f_star)
+        factor = self._factor(self.rule, new)
+        usable = torch.isfinite(f) & (f > self.rule.f_star) & torch.isfinite(factor)
         for value in new.values():
             usable &= torch.isfinite(value)
         for name, value in new.items():
             self.state[name].copy_(torch.where(usable, value, self.state[name]))
         self.skipped.add_((~usable).to(torch.int64))
-        self.factor.copy_(self._factor(self.rule, self.state))
+        self.factor.copy_(torch.where(usable, factor, self.factor))
 
     def snapshot(self) -> tuple[dict[str, float | int], int]:
         """The state as plain numbers, as the core's float path holds it (reads the device)."""

@@ -9,7 +9,10 @@ A schedule returned by ``configure_optimizers`` keeps working: the param groups
 hold the *unscaled* LR from the end of each optimizer step until the end of the
 batch, which is when Lightning steps its schedulers, and the scaled LR
 (``unscaled_lr * factor``) at every other moment: while the optimizer steps, when
-``LearningRateMonitor`` reads it, and when a checkpoint is written.
+``LearningRateMonitor`` reads it, and when a checkpoint is written. While it
+trains, the callback also wraps two hooks of the module (``lr_scheduler_step``, so
+that a schedule stepped after a batch without an optimizer step sees the unscaled
+LR too, and ``on_train_epoch_end``, after which a monitored metric is fed).
 
 Lightning is an optional extra: ``pip install "eve-scheduler[lightning]"``. The
 callback subclasses ``lightning.pytorch.Callback`` when the ``lightning`` package
@@ -19,15 +22,17 @@ namespace's ``Trainer`` when given in the ``callbacks`` list.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import warnings
-from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.hooks import RemovableHandle
 
 from eve_scheduler.losses import check_scalar, loss_to_float
@@ -150,9 +155,9 @@ class EveCallback(Callback):
         self.log_metrics = log_metrics
         self.scheduler_options = dict(scheduler_options)
         self._feedbacks: list[_OptimizerFeedback] = []
-        self._scale = 1.0  # what a fed value is multiplied by (accumulate_grad_batches)
         self._global_step_at_batch_start = 0
         self._state_to_restore: dict[str, Any] | None = None
+        self._module_hooks = _ModuleHooks()
 
     @property
     def state_key(self) -> str:
@@ -181,11 +186,16 @@ class EveCallback(Callback):
             )
             for index, optimizer in driven
         ]
-        feeds_loss = self.monitor is None and pl_module.automatic_optimization
-        self._scale = float(trainer.accumulate_grad_batches) if feeds_loss else 1.0
         if self._state_to_restore is not None:
             self._restore(self._state_to_restore)
             self._state_to_restore = None
+        self._module_hooks.wrap(
+            pl_module,
+            lr_scheduler_step=self._step_schedule,
+            on_train_epoch_end=functools.partial(
+                self._end_epoch, trainer=trainer, module=pl_module
+            ),
+        )
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._detach()
@@ -196,6 +206,7 @@ class EveCallback(Callback):
         self._detach()
 
     def _detach(self) -> None:
+        self._module_hooks.unwrap()
         for feedback in self._feedbacks:
             feedback.detach()
 
@@ -287,16 +298,30 @@ class EveCallback(Callback):
             if feedback.stepped:
                 window = feedback.take_window()
                 if window is not None and self.interval == "step":
-                    feedback.feed(self._reduce(trainer, pl_module, window.mean() * self._scale))
+                    scale = self._scale(trainer, pl_module)
+                    feedback.feed(self._reduce(trainer, pl_module, window.mean() * scale))
                 elif window is not None:
                     feedback.add_to_epoch(window)
             if epoch_ends and feedback.epoch_count:
-                feedback.feed(self._reduce(trainer, pl_module, feedback.take_epoch() * self._scale))
+                self._feed_epoch_loss(trainer, pl_module, feedback)
             if feedback.stepped and self.log_metrics and trainer.loggers:
                 pl_module.log_dict(feedback.metrics(), on_step=True, on_epoch=False, batch_size=1)
             feedback.end_step()
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # The epoch's mean loss is fed at its last batch; an epoch cut short (the module's
+        # on_train_batch_start returned -1) has no last batch, so it is fed here.
+        if self.interval == "epoch" and self.monitor is None:
+            for feedback in self._feedbacks:
+                if feedback.epoch_count:
+                    self._feed_epoch_loss(trainer, pl_module, feedback)
+
+    def _end_epoch(
+        self, end_epoch: Callable[[], None], *, trainer: Trainer, module: LightningModule
+    ) -> None:
+        """The module's ``on_train_epoch_end``, then the feed of ``monitor`` (which that
+        hook may log), before the checkpoint callbacks run theirs."""
+        end_epoch()
         if self.interval != "epoch" or self.monitor is None or not self._feedbacks:
             return
         if self.monitor not in trainer.callback_metrics and trainer.fit_loop.restarting:
@@ -310,9 +335,27 @@ class EveCallback(Callback):
                 stacklevel=2,
             )
             return
-        value = self._reduce(trainer, pl_module, _as_tensor(self._monitored(trainer)))
+        value = self._reduce(trainer, module, _as_tensor(self._monitored(trainer)))
         for feedback in self._feedbacks:
             feedback.feed(value)
+
+    def _step_schedule(self, step: Any, schedule: Any, metric: Any) -> None:
+        """The module's ``lr_scheduler_step``: a schedule stepped where no optimizer step
+        opened the unscaled window (a batch that was ``None``, or cut short by
+        ``on_train_batch_start`` returning -1) is stepped on the unscaled LRs too.
+        ``ReduceLROnPlateau`` keeps acting on the LR in use (kept by ratio)."""
+        with ExitStack() as unscaled:
+            if not isinstance(schedule, ReduceLROnPlateau):
+                for feedback in self._feedbacks:
+                    if feedback.optimizer is getattr(schedule, "optimizer", None):
+                        unscaled.enter_context(feedback.unscaled_window())
+            step(schedule, metric)
+
+    def _feed_epoch_loss(
+        self, trainer: Trainer, pl_module: LightningModule, feedback: _OptimizerFeedback
+    ) -> None:
+        scale = self._scale(trainer, pl_module)
+        feedback.feed(self._reduce(trainer, pl_module, feedback.take_epoch() * scale))
 
     # -- where the fed value comes from ------------------------------------------------
 
@@ -343,6 +386,13 @@ class EveCallback(Callback):
                 f"self.log({self.monitor!r}, value), or monitor one of those"
             )
         return metrics[self.monitor]
+
+    def _scale(self, trainer: Trainer, pl_module: LightningModule) -> float:
+        """What a fed loss is multiplied by: Lightning hands callbacks ``loss / k`` with
+        ``accumulate_grad_batches=k`` (read at each feed: ``GradientAccumulationScheduler``
+        changes it between epochs, and a window never spans two epochs)."""
+        feeds_loss = self.monitor is None and pl_module.automatic_optimization
+        return float(trainer.accumulate_grad_batches) if feeds_loss else 1.0
 
     @staticmethod
     def _reduce(trainer: Trainer, pl_module: LightningModule, value: Tensor) -> Tensor:
@@ -430,6 +480,18 @@ class _OptimizerFeedback:
         if self._unscaled_open:
             self._unscaled_open = False
             self._unscaled.close()
+
+    @contextmanager
+    def unscaled_window(self) -> Iterator[None]:
+        """The unscaled window for the duration of a block, unless it is open already."""
+        if self._unscaled_open:
+            yield
+            return
+        self.open_window()
+        try:
+            yield
+        finally:
+            self.close_window()
 
     def keep_outside_changes(self) -> None:
         """Keep an LR that something else wrote while the window was closed.
@@ -543,6 +605,8 @@ class _OptimizerFeedback:
     # -- checkpoints -----------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        self.keep_outside_changes()  # an LR written since the last batch started, e.g. at
+        # the end of the epoch, is saved as the checkpointed optimizer holds it
         return {
             "scheduler": self.scheduler.state_dict(),
             "window": [loss_to_float(value) for value in self.window],
@@ -559,6 +623,39 @@ class _OptimizerFeedback:
 
     def _tensor(self, value: float) -> Tensor:
         return torch.tensor(float(value), dtype=self.dtype, device=self.device)
+
+
+class _ModuleHooks:
+    """LightningModule hooks wrapped for the duration of training.
+
+    Lightning calls ``pl_module.<hook>`` for ``lr_scheduler_step`` and for
+    ``on_train_epoch_end`` (after the callbacks' own ``on_train_epoch_end``, before the
+    checkpoint callbacks'); an instance attribute of the same name wraps the module's
+    method, and ``unwrap`` removes it, restoring the module as it was.
+    """
+
+    def __init__(self) -> None:
+        self._module: Any = None
+        self._saved: dict[str, Any] = {}
+
+    def wrap(self, module: Any, **wrappers: Callable[..., None]) -> None:
+        self.unwrap()
+        self._module = module
+        for name, wrapper in wrappers.items():
+            original = getattr(module, name)
+            self._saved[name] = module.__dict__.get(name, _MISSING)
+            object.__setattr__(module, name, functools.partial(wrapper, original))
+
+    def unwrap(self) -> None:
+        for name, saved in self._saved.items():
+            if saved is _MISSING:
+                self._module.__dict__.pop(name, None)
+            else:
+                object.__setattr__(self._module, name, saved)
+        self._module, self._saved = None, {}
+
+
+_MISSING = object()
 
 
 class _ParamGroups:

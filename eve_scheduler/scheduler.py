@@ -18,7 +18,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from eve_scheduler.capturable import DeviceFeedback
 from eve_scheduler.core import Rule, advance, hparams_of, is_usable, make_rule
@@ -117,12 +117,18 @@ class LossFeedbackScheduler(LRScheduler):
             )
         if schedule is not None and getattr(schedule, "optimizer", optimizer) is not optimizer:
             raise ValueError("schedule must be built on the same optimizer as this scheduler")
+        if isinstance(schedule, ReduceLROnPlateau):
+            raise ValueError(
+                "schedule= is stepped without arguments, and ReduceLROnPlateau needs a "
+                "metric: step it yourself, inside `with scheduler.unscaled():`"
+            )
         self.optimizer = cast(Optimizer, optimizer)  # duck-typed: only param_groups is used
         self.rule: Rule = make_rule(rule, **hparams)
         self.schedule = schedule
         self.strict = bool(strict)
         self._losses = DeferredLosses(lag)
         self.min_lrs = self._check_min_lr(min_lr)
+        self._check_shared_lrs()
         self.skipped: int | Tensor = 0
         self.state: Any = self.rule.init()
         self.factor: float | Tensor = self.rule.factor(self.state)
@@ -164,7 +170,9 @@ class LossFeedbackScheduler(LRScheduler):
             if value is not None:
                 new_state = advance(self.rule, self.state, value)
                 if new_state is None:
-                    self._reject(value)  # raises in strict mode, before anything changes
+                    if self.strict:  # raise with nothing changed: the loss goes back
+                        self._losses.unpush(value)
+                    self._reject(value)
         if self.schedule is not None:
             if _capturing():
                 raise RuntimeError(
@@ -215,6 +223,7 @@ class LossFeedbackScheduler(LRScheduler):
         try:
             yield
         finally:
+            self._adopt_new_groups()  # groups added in the block: their LR is unscaled
             self._capture_unscaled_lrs()
             self._apply_factor()
 
@@ -224,6 +233,7 @@ class LossFeedbackScheduler(LRScheduler):
         The same for ``capturable=True`` (whose state is read from the device), so
         a checkpoint loads into a scheduler of either kind.
         """
+        self._adopt_new_groups()  # a group added since the last step is saved too
         if self._on_device is not None:
             rule_state, skipped = self._on_device.snapshot()
         else:
@@ -290,7 +300,10 @@ class LossFeedbackScheduler(LRScheduler):
             [_like(group["lr"], lr) for group, lr in zip(groups, saved_lrs, strict=True)]
         )
         if self.schedule is not None:
-            self.schedule.load_state_dict(state_dict["schedule"])
+            schedule_state = state_dict["schedule"]
+            if not all(isinstance(group["lr"], Tensor) for group in groups):
+                schedule_state = _floats_for_tensors(schedule_state)  # saved with tensor LRs
+            self.schedule.load_state_dict(schedule_state)
         self._apply_factor()
 
     # -- internals -------------------------------------------------------------------
@@ -302,8 +315,8 @@ class LossFeedbackScheduler(LRScheduler):
             reason = f"loss={value!r} is at or below f_star={self.rule.f_star!r}"
         else:
             reason = (
-                f"loss={value!r} would put inf or NaN into the feedback state (its "
-                "ratio to the last accepted loss is beyond the float range)"
+                f"loss={value!r} would put inf or NaN into the feedback state or factor "
+                "(e.g. its ratio to the last accepted loss is beyond the float range)"
             )
         if self.strict:
             raise BadLossError(f"{reason} (strict mode)")
@@ -391,13 +404,37 @@ class LossFeedbackScheduler(LRScheduler):
         self._last_lr = last_lr
 
     def _adopt_new_groups(self) -> None:
-        """Give groups added by ``add_param_group`` their current LR as unscaled LR."""
+        """Give groups added by ``add_param_group`` their current LR as unscaled LR.
+
+        A new group that holds the LR tensor of an earlier group (torch gives every
+        group without an ``lr`` of its own the optimizer's default LR object) takes
+        that group's unscaled LR and ``min_lr``: its LR tensor holds the scaled LR.
+        """
         groups = self.optimizer.param_groups
-        for group in groups[len(self.unscaled_lrs) :]:
+        for index in range(len(self.unscaled_lrs), len(groups)):
+            lr = groups[index]["lr"]
             if self._on_device is not None:
-                _check_capturable_lr(group["lr"], self._on_device.device)
-            self.unscaled_lrs.append(_keep_lr(group["lr"], None))
-            self.min_lrs.append(self.min_lrs[-1] if self._shared_min_lr else 0.0)
+                _check_capturable_lr(lr, self._on_device.device)
+            owner = _lr_owner(groups, index)
+            if owner < index:
+                self.unscaled_lrs.append(_keep_lr(self.unscaled_lrs[owner], None))
+                self.min_lrs.append(self.min_lrs[owner])
+            else:
+                self.unscaled_lrs.append(_keep_lr(lr, None))
+                self.min_lrs.append(self.min_lrs[-1] if self._shared_min_lr else 0.0)
+
+    def _check_shared_lrs(self) -> None:
+        """Groups that hold one LR tensor get one LR: refuse different ``min_lr``."""
+        groups = self.optimizer.param_groups
+        for index in range(len(groups)):
+            owner = _lr_owner(groups, index)
+            if self.min_lrs[owner] != self.min_lrs[index]:
+                raise ValueError(
+                    f"param groups {owner} and {index} hold the same LR tensor (torch gives "
+                    "every group without an lr of its own the optimizer's default), so they "
+                    f"cannot have different min_lr ({self.min_lrs[owner]} and "
+                    f"{self.min_lrs[index]}); give each group its own lr"
+                )
 
     def _check_min_lr(self, min_lr: float | Sequence[float]) -> list[float]:
         n = len(self.optimizer.param_groups)
@@ -429,7 +466,7 @@ def _device_step(
     for lr, unscaled_lr, min_lr in zip(lrs, unscaled_lrs, min_lrs, strict=True):
         scaled.append(_scaled_lr(unscaled_lr, feedback.factor, min_lr))
         # through a view: torch.compile (2.13) drops in-place writes to 0-d float64 inputs
-        lr.view(-1).copy_(scaled[-1])
+        lr.view(-1).copy_(scaled[-1].view(-1))
     return scaled
 
 
@@ -475,6 +512,11 @@ def _keep_lr(lr: float | Tensor, kept: float | Tensor | None) -> float | Tensor:
     """
     if not isinstance(lr, Tensor):
         return lr
+    if not lr.is_floating_point() or lr.numel() != 1:
+        raise TypeError(
+            "a tensor LR must be a one-element floating-point tensor, got "
+            f"lr={lr!r} (dtype {lr.dtype}, shape {tuple(lr.shape)})"
+        )
     if isinstance(kept, Tensor) and kept is not lr and _kind(kept) == _kind(lr):
         return kept.copy_(lr.detach())
     return lr.detach().clone()
@@ -488,6 +530,30 @@ def _check_capturable_lr(lr: Any, device: torch.device | None) -> None:
             f"({device}): got lr={lr!r}; e.g. torch.optim.AdamW(params, "
             "lr=torch.tensor(1e-3, device='cuda'), capturable=True)"
         )
+
+
+def _lr_owner(groups: list[dict[str, Any]], index: int) -> int:
+    """The first group that holds the LR tensor of group ``index`` (``index`` itself
+    where no earlier group holds it, or where the LR is a float)."""
+    lr = groups[index]["lr"]
+    if isinstance(lr, Tensor):
+        return next(i for i, group in enumerate(groups) if group["lr"] is lr)
+    return index
+
+
+def _floats_for_tensors(value: Any) -> Any:
+    """``value`` with every one-element floating-point tensor, at any depth of dicts,
+    lists and tuples, replaced by a float: a schedule state saved with tensor LRs,
+    for a schedule of float LRs."""
+    if isinstance(value, Tensor) and value.is_floating_point() and value.numel() == 1:
+        return float(value.item())
+    if isinstance(value, dict):
+        return {key: _floats_for_tensors(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_floats_for_tensors(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_floats_for_tensors(item) for item in value)
+    return value
 
 
 def _kind(tensor: Tensor) -> tuple[torch.Size, torch.dtype, torch.device]:
@@ -532,5 +598,5 @@ def _to_python_float(lr: float | Tensor) -> float:
 def _like(current: Any, value: float) -> float | Tensor:
     """A stored unscaled LR in the form the group's LR has (tensor or float)."""
     if isinstance(current, Tensor):
-        return torch.tensor(value, dtype=current.dtype, device=current.device)
+        return torch.full_like(current, value)
     return value

@@ -257,6 +257,29 @@ def test_a_loss_that_would_overflow_the_state_is_skipped_as_on_the_float_path(
     assert on_floats.state.t == 5 and on_floats.state.prev_loss == 1e-140  # kept: r = 5e139
 
 
+def test_a_loss_that_would_make_the_factor_nan_is_skipped_as_on_the_float_path() -> None:
+    # k = eps = 1e308, gamma = 0: after 1e154 then 1.0 the score is inf / inf
+    rule = make_rule("seed", gamma=0.0, k=1e308, eps=1e308)
+    feedback, state = DeviceFeedback(rule, CPU), rule.init()
+    for loss in [1e154, 1.0, 2e154]:
+        feedback.update(f64(loss))
+        state = advance(rule, state, loss) or state
+        assert float(feedback.factor) == rule.factor(state)
+    assert advance(rule, rule.update(rule.init(), 1e154), 1.0) is None
+    assert feedback.snapshot() == (state._asdict(), 1)
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@pytest.mark.parametrize("fused", [False, True], ids=["ops", "fused"])
+def test_lr_tensors_of_shape_1_1_are_written(fused: bool) -> None:
+    opt = one_group(torch.full((1, 1), 0.1))
+    scheduler = LossFeedbackScheduler(opt, capturable=True, fused=fused)
+    for loss in [4.0, 2.0]:
+        scheduler.step(torch.tensor(loss))
+    lr = opt.param_groups[0]["lr"]
+    assert lr.shape == (1, 1) and lr.item() == pytest.approx(0.1 * float(scheduler.factor))
+
+
 def test_the_skipped_count_is_a_device_tensor_that_counts_every_kind_of_bad_loss() -> None:
     feedback = DeviceFeedback(make_rule("seed", f_star=1.0), CPU)
     for loss in [2.0, math.nan, math.inf, -math.inf, 1.0, 0.5, 3.0]:
@@ -678,10 +701,13 @@ def test_a_group_added_with_a_float_lr_is_refused_at_the_next_step() -> None:
     opt = one_group(torch.tensor(0.1))
     scheduler = LossFeedbackScheduler(opt, capturable=True)
     scheduler.step(torch.tensor(1.0))
-    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 0.2})
     before = scheduler.state_dict()
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 0.2})
     with pytest.raises(ValueError, match=r"capturable=True needs tensor LRs.*lr=0\.2"):
         scheduler.step(torch.tensor(0.9))
+    with pytest.raises(ValueError, match=r"capturable=True needs tensor LRs.*lr=0\.2"):
+        scheduler.state_dict()  # which would save the group too
+    del opt.param_groups[1]
     assert scheduler.state_dict() == before  # refused before the loss entered the rule
 
 

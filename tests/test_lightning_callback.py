@@ -29,7 +29,7 @@ from torch.optim.lr_scheduler import (
     SequentialLR,
     StepLR,
 )
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from eve_scheduler import EveCallback, LossFeedbackScheduler
 
@@ -504,6 +504,95 @@ def test_reduce_lr_on_plateau_changes_are_kept() -> None:
     assert model.lrs == pytest.approx(expected, rel=1e-12, abs=0)
 
 
+@pytest.mark.parametrize("how", ["none-batch", "skip-rest-of-epoch"])
+def test_a_schedule_stepped_in_a_batch_without_an_optimizer_step_keeps_the_factor(
+    how: str,
+) -> None:
+    """Lightning steps the schedules after a batch that made no optimizer step (the
+    loader yielded None, or on_train_batch_start returned -1): on the unscaled LR too."""
+    pl = importlib.import_module("lightning.pytorch")
+    base = type(regressor(pl, schedule=warmup_then_cosine))
+    no_step_at = 2  # the third batch of each epoch
+
+    class NoStep(base):
+        def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+            return -1 if how == "skip-rest-of-epoch" and batch_idx == no_step_at else None
+
+    loader = data()
+    if how == "none-batch":  # the loader yields None in place of that batch
+
+        def collate(items: list[Any]) -> Any:
+            batch = default_collate(items)
+            return None if float(batch[0][0, 0]) == first_features[no_step_at] else batch
+
+        first_features = [float(x[0, 0]) for x, _ in loader]
+        loader = DataLoader(loader.dataset, batch_size=16, collate_fn=collate)
+    model = NoStep()
+    trainer(pl, [EveCallback()], max_epochs=2).fit(model, loader)
+
+    per_epoch = no_step_at if how == "skip-rest-of-epoch" else 5
+    steps = 2 * per_epoch
+    assert len(model.lrs) == len(model.losses) == steps
+    # the schedule alone, also stepped once for each batch without an optimizer step
+    optimizer = SGD([torch.zeros(1, requires_grad=True)], lr=LR)
+    schedule, unscaled = warmup_then_cosine(optimizer), []
+    for batch_idx in list(range(6 if how == "none-batch" else no_step_at + 1)) * 2:
+        if batch_idx != no_step_at:
+            unscaled.append(optimizer.param_groups[0]["lr"])
+        schedule.step()
+    assert model.lrs == pytest.approx(expected_lrs(unscaled, model.losses), rel=1e-12, abs=0)
+
+
+def test_epoch_interval_feeds_an_epoch_cut_short() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    base = type(regressor(pl))
+
+    class CutShort(base):
+        def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+            return -1 if batch_idx == 3 else None  # three optimizer steps an epoch
+
+    model = CutShort()
+    callback = EveCallback(interval="epoch")
+    trainer(pl, [callback], max_epochs=3).fit(model, data())
+    epoch_means = [sum(model.losses[3 * e : 3 * e + 3]) / 3 for e in range(3)]
+    factors = factors_before_each_loss(epoch_means)
+    assert model.lrs == [LR * factors[t // 3] for t in range(9)]
+    assert callback.schedulers[0].state.t == 3
+
+
+def test_monitor_logged_in_the_modules_on_train_epoch_end_is_fed_that_epoch() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    base = type(regressor(pl))
+
+    class EpochMetric(base):
+        def on_train_epoch_end(self) -> None:
+            self.epoch_means = [*getattr(self, "epoch_means", []), sum(self.losses[-6:]) / 6]
+            self.log("epoch_loss", self.epoch_means[-1])
+
+    model = EpochMetric()
+    trainer(pl, [EveCallback(interval="epoch", monitor="epoch_loss")], max_epochs=3).fit(
+        model, data()
+    )
+    factors = factors_before_each_loss(model.epoch_means)
+    assert model.lrs == pytest.approx([LR * factors[t // 6] for t in range(18)], rel=1e-12)
+    assert "on_train_epoch_end" not in model.__dict__  # the wrapper is gone after fit
+
+
+def test_a_gradient_accumulation_schedule_is_followed_epoch_by_epoch() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.callbacks import GradientAccumulationScheduler
+
+    model = regressor(pl)
+    callback = EveCallback(f_star=-0.5)  # f_star shows a loss fed divided by k
+    accumulation = GradientAccumulationScheduler(scheduling={0: 1, 1: 3})
+    trainer(pl, [callback, accumulation], max_epochs=2).fit(model, data())
+    second = model.losses[6:]
+    fed = [*model.losses[:6], sum(second[:3]) / 3, sum(second[3:]) / 3]
+    assert model.lrs == pytest.approx(
+        expected_lrs(schedule_alone(None, 8), fed, f_star=-0.5), rel=1e-6, abs=0
+    )
+
+
 def test_feedback_twice_on_one_optimizer_is_refused() -> None:
     pl = importlib.import_module("lightning.pytorch")
     base = type(regressor(pl))
@@ -658,6 +747,36 @@ def test_resume_with_a_monitored_validation_metric(
             rest, callback = run("rest", 3, checkpoint)
         assert callback.schedulers[0].state.t == 2
         assert rest.lrs[:6] == [LR * 0.5] * 6  # epoch 0's value was lost: still factor_0
+
+
+def test_resume_keeps_an_lr_change_made_after_the_last_batch_of_the_epoch(
+    tmp_path: Path,
+) -> None:
+    """The module halves the LR in on_train_epoch_end, before the checkpoint is written:
+    the checkpoint holds the halved LR, and the callback state must agree."""
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    base = type(regressor(pl))
+
+    class HalvesEachEpoch(base):
+        def on_train_epoch_end(self) -> None:
+            for group in self.trainer.optimizers[0].param_groups:
+                group["lr"] *= 0.5
+
+    def run(folder: str, epochs: int, ckpt_path: str | None = None) -> Any:
+        model = HalvesEachEpoch()
+        saver = ModelCheckpoint(dirpath=tmp_path / folder, save_top_k=-1)
+        fit = trainer(pl, [EveCallback(), saver], max_epochs=epochs, enable_checkpointing=True)
+        fit.fit(model, data(), ckpt_path=ckpt_path)
+        return model
+
+    whole = run("whole", 3)
+    first = run("part", 1)
+    rest = run("rest", 3, str(tmp_path / "part" / "epoch=0-step=6.ckpt"))
+    assert first.lrs + rest.lrs == whole.lrs
+    unscaled = [LR * 0.5 ** (t // 6) for t in range(18)]
+    assert whole.lrs == pytest.approx(expected_lrs(unscaled, whole.losses), rel=1e-12, abs=0)
 
 
 def test_resume_mid_epoch_loses_no_feedback_state(tmp_path: Path) -> None:

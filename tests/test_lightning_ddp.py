@@ -76,6 +76,9 @@ SCRIPT = textwrap.dedent(
         trainer.fit(model, loader)
         with open(f"{out}/rank{trainer.global_rank}.json", "w") as stream:
             json.dump({"lrs": model.lrs, "losses": model.losses}, stream)
+        # exiting with the gloo group alive can abort the process ("terminate called
+        # without an active exception", pytorch/pytorch#190489)
+        torch.distributed.destroy_process_group()
 
 
     if __name__ == "__main__":

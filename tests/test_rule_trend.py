@@ -377,7 +377,9 @@ def test_factor_stays_in_its_range_and_moves_by_at_most_max_step(losses: list[fl
         ("f_min", 0.0, r"f_min must be in \(0, 1\]"),
         ("f_min", 1.5, r"f_min must be in \(0, 1\]"),
         ("f_max", 0.5, r"f_max must be in \[1, inf\)"),
-        ("eps", 0.0, r"eps must be in \(0, inf\)"),
+        ("eps", 0.0, r"eps must be in \[1e-100, 1e\+100\]"),
+        ("eps", 1e-163, r"eps must be in \[1e-100"),  # eps**2 would round to 0
+        ("eps", 1e200, r"eps must be in \[1e-100"),  # eps**2 would overflow
         ("f_star", math.inf, r"f_star must be in \(-inf, inf\)"),
         ("z0", math.nan, r"z0 must be in"),
         ("gain", "1", r"gain must be a real number"),

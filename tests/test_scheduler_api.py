@@ -97,6 +97,67 @@ def test_add_param_group_after_construction() -> None:
     assert scheduler.min_lrs == [1e-4, 1e-4]  # a scalar min_lr applies to new groups too
 
 
+@pytest.mark.parametrize("capturable", [False, True], ids=["float-path", "capturable"])
+def test_a_group_added_with_the_default_lr_tensor_takes_its_owners_unscaled_lr(
+    capturable: bool,
+) -> None:
+    # torch gives a group added without "lr" the optimizer's default LR object, which
+    # is group 0's LR tensor, already scaled: it must not become the new unscaled LR
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=torch.tensor(0.1))
+    scheduler = LossFeedbackScheduler(opt, capturable=capturable)
+    losses = [4.0, 2.0, 1.0, 1.0, 1.0]
+    for loss in losses[:3]:
+        scheduler.step(torch.tensor(loss))
+    opt.add_param_group({"params": [torch.zeros(1, requires_grad=True)]})
+    assert opt.param_groups[1]["lr"] is opt.param_groups[0]["lr"]
+    for t in [4, 5]:
+        scheduler.step(torch.tensor(losses[t - 1]))
+        expected = torch.tensor(0.1) * factors(losses[:t])[-1]
+        assert [float(lr) for lr in lrs(opt)] == pytest.approx([float(expected)] * 2, rel=1e-6)
+    assert [float(lr) for lr in scheduler.unscaled_lrs] == pytest.approx([0.1, 0.1])
+
+
+def test_groups_that_hold_one_lr_tensor_cannot_have_different_min_lr() -> None:
+    lr = torch.tensor(0.1)
+    groups = [{"params": [torch.zeros(1, requires_grad=True)]} for _ in range(2)]
+    opt = torch.optim.SGD(groups, lr=lr)  # both groups hold `lr` itself
+    with pytest.raises(ValueError, match="param groups 0 and 1 hold the same LR tensor"):
+        LossFeedbackScheduler(opt, min_lr=[0.0, 0.08])
+    scheduler = LossFeedbackScheduler(opt, min_lr=[0.08, 0.08])  # one LR, one min_lr: fine
+    scheduler.step(2.0)
+    assert float(lr) == pytest.approx(0.08)  # max(0.1 * 0.5, 0.08), in float32
+    assert [float(x) for x in scheduler.get_last_lr()] == [float(lr)] * 2
+
+
+def test_a_group_added_inside_unscaled_is_adopted_with_its_lr_as_unscaled() -> None:
+    opt = sgd(0.1)
+    scheduler = LossFeedbackScheduler(opt, min_lr=[0.0])
+    scheduler.step(4.0)
+    with scheduler.unscaled():
+        opt.add_param_group({"params": [torch.zeros(1, requires_grad=True)], "lr": 0.5})
+    assert scheduler.unscaled_lrs == [0.1, 0.5] and scheduler.min_lrs == [0.0, 0.0]
+    scheduler.step(2.0)
+    assert lrs(opt) == [0.1 * scheduler.factor, 0.5 * scheduler.factor]
+
+
+@pytest.mark.parametrize(
+    ("lr", "what"),
+    [(torch.tensor(1), "dtype torch.int64"), (torch.tensor([0.1, 0.2]), "shape (2,)")],
+    ids=["integer", "two-elements"],
+)
+def test_an_lr_tensor_that_is_not_one_float_is_refused(lr: torch.Tensor, what: str) -> None:
+    holder = type("Holder", (), {"param_groups": [{"lr": lr}]})()
+    with pytest.raises(TypeError, match=f"one-element floating-point tensor.*{re.escape(what)}"):
+        LossFeedbackScheduler(holder)
+
+
+def test_reduce_on_plateau_as_the_owned_schedule_is_refused() -> None:
+    opt = sgd(0.1)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau needs a metric"):
+        LossFeedbackScheduler(opt, schedule=plateau)
+
+
 def test_a_group_lr_set_to_a_kept_unscaled_lr_does_not_compound_the_factor() -> None:
     lr = torch.tensor(0.1)
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
@@ -309,6 +370,18 @@ def test_strict_mode_raises_and_changes_nothing(loss: Any, f_star: float, reason
     assert lrs(opt) == lr
     assert scheduler.skipped == 0
     assert isinstance(BadLossError("x"), ValueError)
+
+
+def test_strict_mode_with_lag_raises_and_changes_nothing() -> None:
+    # with lag=1 the NaN is read, and refused, at the next step: that step changes nothing
+    scheduler = LossFeedbackScheduler(sgd(0.1), strict=True, lag=1)
+    scheduler.step(2.0)
+    scheduler.step(math.nan)
+    before = scheduler.state_dict()
+    for _ in range(2):  # and a retry meets the same NaN
+        with pytest.raises(BadLossError, match="loss=nan is not finite"):
+            scheduler.step(1.0)
+        assert _same(scheduler.state_dict(), before)
 
 
 def test_a_loss_that_would_overflow_the_seed_state_is_skipped_or_refused() -> None:

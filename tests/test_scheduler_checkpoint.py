@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 import torch
 from torch.optim import Adam, Optimizer
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    LambdaLR,
+    LinearLR,
+    LRScheduler,
+    SequentialLR,
+)
 
 from eve_scheduler import LossFeedbackScheduler, SkippedLossWarning
 
@@ -133,10 +139,17 @@ def test_state_dict_is_plain_versioned_data() -> None:
     assert _round_trip(state) == state
 
 
-def test_state_dict_with_numpy_hyper_parameters_loads_with_weights_only() -> None:
+@pytest.mark.parametrize(
+    ("rule", "names"),
+    [("seed", ("beta", "k")), ("eve", ("beta3", "c")), ("trend", ("beta_slow", "gain"))],
+)
+def test_state_dict_with_numpy_hyper_parameters_loads_with_weights_only(
+    rule: str, names: tuple[str, str]
+) -> None:
     np = pytest.importorskip("numpy")
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    scheduler = LossFeedbackScheduler(opt, beta=np.float64(0.8), k=np.float32(2.0))
+    numpy_hparams = {names[0]: np.float64(0.995), names[1]: np.float32(2.0)}
+    scheduler = LossFeedbackScheduler(opt, rule, **numpy_hparams)
     scheduler.step(np.float64(2.0))
     scheduler.step(np.float32(1.0))
     state = scheduler.state_dict()
@@ -193,6 +206,69 @@ def test_a_state_loads_into_an_optimizer_whose_last_group_was_added_later(lr: An
     factor = scheduler.factor
     assert [float(g["lr"]) for g in opt.param_groups] == pytest.approx([0.1 * factor] * 2)
     assert scheduler.state_dict()["unscaled_lrs"] == pytest.approx([0.1, 0.1])
+
+
+def test_a_state_saved_after_add_param_group_and_before_a_step_loads() -> None:
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = LossFeedbackScheduler(opt)
+    scheduler.step(2.0)
+    opt.add_param_group({"params": [torch.zeros(1, requires_grad=True)], "lr": 0.5})
+    saved = _round_trip(scheduler.state_dict())  # no step since the group was added
+    assert saved["unscaled_lrs"] == [0.1, 0.5]
+    resumed_opt = torch.optim.SGD(
+        [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in [0.1, 0.5]]
+    )
+    resumed = LossFeedbackScheduler(resumed_opt)
+    resumed.load_state_dict(saved)
+    for s in [scheduler, resumed]:
+        s.step(1.0)
+    assert lrs_of(resumed_opt) == lrs_of(opt) == [0.1 * resumed.factor, 0.5 * resumed.factor]
+
+
+@pytest.mark.parametrize("shape", [(1,), (1, 1)])
+def test_one_element_lr_tensors_of_any_shape_resume_in_place(shape: tuple[int, ...]) -> None:
+    def build() -> tuple[torch.optim.SGD, LossFeedbackScheduler]:
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=torch.full(shape, 0.1))
+        return opt, LossFeedbackScheduler(opt)
+
+    opt, scheduler = build()
+    for loss in [4.0, 2.0]:
+        scheduler.step(loss)
+    resumed_opt, resumed = build()
+    kept = resumed.unscaled_lrs[0]
+    resumed.load_state_dict(_round_trip(scheduler.state_dict()))
+    assert resumed.unscaled_lrs[0] is kept and kept.shape == shape  # copied into, in place
+    for s in [scheduler, resumed]:
+        s.step(1.0)
+    assert torch.equal(resumed_opt.param_groups[0]["lr"], opt.param_groups[0]["lr"])
+
+
+def test_a_schedule_saved_with_tensor_lrs_resumes_with_float_lrs() -> None:
+    def build(lr: float | torch.Tensor) -> tuple[torch.optim.SGD, LossFeedbackScheduler]:
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+        decay = LambdaLR(opt, lambda t: 1 / (t + 1))  # computes from its base_lrs
+        return opt, LossFeedbackScheduler(opt, schedule=decay)
+
+    tensor_opt, tensor_lrs = build(torch.tensor(0.1, dtype=torch.float64))
+    float_opt, float_lrs = build(0.1)
+    for loss in [4.0, 2.0, 1.5]:
+        for opt, scheduler in [(tensor_opt, tensor_lrs), (float_opt, float_lrs)]:
+            opt.step()
+            scheduler.step(loss)
+    saved = _round_trip(tensor_lrs.state_dict())
+    assert isinstance(saved["schedule"]["base_lrs"][0], torch.Tensor)
+    resumed_opt, resumed = build(0.1)
+    resumed.load_state_dict(saved)
+    for loss in [1.2, 1.0]:
+        for opt, scheduler in [(float_opt, float_lrs), (resumed_opt, resumed)]:
+            opt.step()
+            scheduler.step(loss)
+        lr = resumed_opt.param_groups[0]["lr"]
+        assert type(lr) is float and lr == pytest.approx(float_opt.param_groups[0]["lr"])
+
+
+def lrs_of(opt: Optimizer) -> list[Any]:
+    return [group["lr"] for group in opt.param_groups]
 
 
 # -- mismatches are clear errors ------------------------------------------------------

@@ -75,18 +75,20 @@ def advance(rule: Rule, state: Any, loss: float) -> Any | None:
     """The state after ``loss``, or ``None`` where the loss must be skipped.
 
     A loss is skipped where ``is_usable`` refuses it, and also where its update
-    would put inf or NaN into the state: in ``seed``, a loss ratio
+    would put inf or NaN into the state or the factor: in ``seed``, a loss ratio
     (f_{t-1} - f*) / (f_t - f*) or its square beyond the float range (about 1.8e308,
-    so a ratio beyond about 1e154 reached by e.g. 1e10 then 1e-150). Later losses are
-    then compared with the last loss accepted.
+    so a ratio beyond about 1e154 reached by e.g. 1e10 then 1e-150), or a score of
+    inf / inf with extreme ``k`` and ``eps``. Later losses are then compared with the
+    last loss accepted.
     """
     if not is_usable(loss, rule.f_star):
         return None
     try:
         new = rule.update(state, loss)
-    except OverflowError:  # Python's float ``**`` raises where ``*`` gives inf
+        factor = rule.factor(new)
+    except ArithmeticError:  # Python's float ``**`` raises where ``*`` gives inf
         return None
-    return new if all(map(math.isfinite, new)) else None
+    return new if math.isfinite(factor) and all(map(math.isfinite, new)) else None
 
 
 def simulate(losses: Iterable[float], rule: str = "seed", **hparams: float) -> list[float]:

@@ -82,7 +82,7 @@ class TrendRule:
         max_step: the log-factor moves at most this much per step, in (0, inf).
         f_min: lowest factor, in (0, 1].
         f_max: highest factor, in [1, inf).
-        eps: noise floor, in units of log-loss, in (0, inf).
+        eps: noise floor, in units of log-loss, in [1e-100, 1e100].
         f_star: a lower bound of the loss (0 for ordinary losses).
 
     Example:
@@ -111,17 +111,22 @@ class TrendRule:
     f_star: float = 0.0
 
     def __post_init__(self) -> None:
-        check_range("beta_slow", self.beta_slow, 0.5, 0.9999)
-        check_range("beta_fast", self.beta_fast, 0.0, self.beta_slow - BETA_GAP)
-        check_range("clip", self.clip, 0.0, math.inf, low_open=True)
-        check_range("z0", self.z0, 0.0, math.inf, low_open=True)
-        check_range("gain", self.gain, 0.0, math.inf)
-        check_range("eta", self.eta, 0.0, 1.0)
-        check_range("max_step", self.max_step, 0.0, math.inf, low_open=True)
-        check_range("f_min", self.f_min, 0.0, 1.0, low_open=True)
-        check_range("f_max", self.f_max, 1.0, math.inf)
-        check_range("eps", self.eps, 0.0, math.inf, low_open=True)
-        check_range("f_star", self.f_star, -math.inf, math.inf, low_open=True, high_open=True)
+        beta_slow = check_range("beta_slow", self.beta_slow, 0.5, 0.9999)
+        checked = {
+            "beta_slow": beta_slow,
+            "beta_fast": check_range("beta_fast", self.beta_fast, 0.0, beta_slow - BETA_GAP),
+            "clip": check_range("clip", self.clip, 0.0, math.inf, low_open=True),
+            "z0": check_range("z0", self.z0, 0.0, math.inf, low_open=True),
+            "gain": check_range("gain", self.gain, 0.0, math.inf),
+            "eta": check_range("eta", self.eta, 0.0, 1.0),
+            "max_step": check_range("max_step", self.max_step, 0.0, math.inf, low_open=True),
+            "f_min": check_range("f_min", self.f_min, 0.0, 1.0, low_open=True),
+            "f_max": check_range("f_max", self.f_max, 1.0, math.inf),
+            "eps": check_range("eps", self.eps, 1e-100, 1e100),  # eps**2 stays a normal float
+            "f_star": check_range("f_star", self.f_star),
+        }
+        for name, value in checked.items():  # plain floats, e.g. for weights_only checkpoints
+            object.__setattr__(self, name, value)
 
     def init(self) -> TrendState:
         return TrendState()
