@@ -177,7 +177,7 @@ def _trend_brake_move(rule: TrendRule, z: Tensor, drop: Tensor) -> Tensor:
 
 
 def _trend_factor(rule: TrendRule, s: States) -> Tensor:
-    return torch.exp(s["log_factor"])
+    return torch.clamp(torch.exp(s["log_factor"]), rule.f_min, rule.f_max)
 
 
 def _mean_age(beta: float, n: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import importlib
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +35,9 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.hooks import RemovableHandle
 
+from eve_scheduler.core._validate import check_flag, check_integer
 from eve_scheduler.losses import check_scalar, loss_to_float
-from eve_scheduler.scheduler import LossFeedbackScheduler
+from eve_scheduler.scheduler import LossFeedbackScheduler, min_lr_per_group
 
 _INSTALL_HINT = 'pip install "eve-scheduler[lightning]"'
 
@@ -138,10 +139,8 @@ class EveCallback(Callback):
             raise ValueError(
                 f"interval must be one of {list(INTERVALS)}, got interval={interval!r}"
             )
-        if optimizer_idx is not None and not _is_index(optimizer_idx):
-            raise ValueError(
-                f"optimizer_idx must be None or an integer >= 0, got {optimizer_idx=!r}"
-            )
+        if optimizer_idx is not None:
+            optimizer_idx = check_integer("optimizer_idx", optimizer_idx)
         if "schedule" in scheduler_options:
             raise TypeError(
                 "EveCallback takes no schedule=: return the schedule from configure_optimizers "
@@ -152,7 +151,7 @@ class EveCallback(Callback):
         self.interval = interval
         self.monitor = monitor
         self.optimizer_idx = optimizer_idx
-        self.log_metrics = log_metrics
+        self.log_metrics = check_flag("log_metrics", log_metrics)
         self.scheduler_options = dict(scheduler_options)
         self._feedbacks: list[_OptimizerFeedback] = []
         self._global_step_at_batch_start = 0
@@ -668,19 +667,15 @@ class _ParamGroups:
 
 
 def _check_scheduler_options(rule: str, options: dict[str, Any]) -> None:
-    min_lr = options.get("min_lr", 0.0)
-    count = len(min_lr) if isinstance(min_lr, Sequence) and not isinstance(min_lr, str) else 1
-    groups = _ParamGroups(max(count, 1), tensor_lrs=bool(options.get("capturable")))
+    per_group = min_lr_per_group(options.get("min_lr", 0.0))
+    count = 1 if per_group is None else max(len(per_group), 1)
+    groups = _ParamGroups(count, tensor_lrs=bool(options.get("capturable")))
     LossFeedbackScheduler(groups, rule, **options)
 
 
 def _may_share(index: int | None, other: int | None) -> bool:
     """Whether two callbacks with these ``optimizer_idx`` may drive the same optimizer."""
     return index is None or other is None or index == other
-
-
-def _is_index(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _as_tensor(value: Any) -> Tensor:

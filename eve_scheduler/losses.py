@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from eve_scheduler.core._validate import check_integer
+
 
 def check_scalar(loss: Any) -> None:
     """Raise at once for a loss that is not a real scalar, without reading it.
@@ -87,9 +89,7 @@ class DeferredLosses:
     """
 
     def __init__(self, lag: int = 0) -> None:
-        if isinstance(lag, bool) or not isinstance(lag, int) or lag < 0:
-            raise ValueError(f"lag must be an integer in [0, inf), got lag={lag!r}")
-        self.lag = lag
+        self.lag = check_integer("lag", lag)
         self._queue: deque[float | Tensor | _DeviceCopy] = deque()
         self._copies: dict[torch.device, list[_DeviceCopy]] = {}
         self._pushed = 0

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -22,7 +23,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from eve_scheduler.capturable import DeviceFeedback
 from eve_scheduler.core import Rule, advance, hparams_of, is_usable, make_rule
-from eve_scheduler.core._validate import check_range
+from eve_scheduler.core._validate import check_flag, check_range
 from eve_scheduler.losses import DeferredLosses, check_scalar, loss_to_float
 
 STATE_VERSION = 1
@@ -58,7 +59,9 @@ class LossFeedbackScheduler(LRScheduler):
         rule: ``"seed"`` (default), ``"eve"`` or ``"trend"``; see :mod:`eve_scheduler.core`.
         schedule: another LR scheduler built on the same optimizer, which this one
             then owns: each ``step(loss)`` steps it on the unscaled LRs before
-            applying the factor. Do not step it yourself.
+            applying the factor. Do not step it yourself. Or a callable that builds
+            one from the optimizer: ``functools.partial(CosineAnnealingLR, T_max=100)``,
+            Hydra's ``_partial_: true``.
         min_lr: a lower bound on the applied LR, a scalar or one per param group.
         strict: raise :class:`BadLossError` on a NaN, infinite, or out-of-bound
             loss (or one whose update would overflow the state, see
@@ -101,7 +104,7 @@ class LossFeedbackScheduler(LRScheduler):
         optimizer: Any,
         rule: str = "seed",
         *,
-        schedule: LRScheduler | None = None,
+        schedule: LRScheduler | Callable[[Any], LRScheduler] | None = None,
         min_lr: float | Sequence[float] = 0.0,
         strict: bool = False,
         lag: int = 0,
@@ -115,6 +118,7 @@ class LossFeedbackScheduler(LRScheduler):
             raise TypeError(
                 f"optimizer must have a list of param_groups, got {type(optimizer).__name__}"
             )
+        schedule = _built_schedule(schedule, optimizer)
         if schedule is not None and getattr(schedule, "optimizer", optimizer) is not optimizer:
             raise ValueError("schedule must be built on the same optimizer as this scheduler")
         if isinstance(schedule, ReduceLROnPlateau):
@@ -125,7 +129,7 @@ class LossFeedbackScheduler(LRScheduler):
         self.optimizer = cast(Optimizer, optimizer)  # duck-typed: only param_groups is used
         self.rule: Rule = make_rule(rule, **hparams)
         self.schedule = schedule
-        self.strict = bool(strict)
+        self.strict = check_flag("strict", strict)
         self._losses = DeferredLosses(lag)
         self.min_lrs = self._check_min_lr(min_lr)
         self._check_shared_lrs()
@@ -134,7 +138,7 @@ class LossFeedbackScheduler(LRScheduler):
         self.factor: float | Tensor = self.rule.factor(self.state)
         self._on_device: DeviceFeedback | None = None
         self._steps: int | Tensor = 0  # step calls; on the device with capturable=True
-        self.fused = _check_fused(fused, capturable)
+        self.fused = _check_fused(check_flag("fused", fused), check_flag("capturable", capturable))
         if capturable:  # state, factor and skipped become live device tensors
             self._on_device = DeviceFeedback(self.rule, self._capturable_device(strict, lag))
             self.state = type(self.rule.init())(**self._on_device.state)
@@ -284,6 +288,7 @@ class LossFeedbackScheduler(LRScheduler):
             )
         if (state_dict["schedule"] is None) != (self.schedule is None):
             raise ValueError("the state and this scheduler disagree on whether a schedule is owned")
+        self._warn_if_settings_differ(hparams_of(rule), state_dict["min_lrs"])
         self.rule = rule
         if self._on_device is not None:
             self._on_device.rule = rule
@@ -307,6 +312,26 @@ class LossFeedbackScheduler(LRScheduler):
         self._apply_factor()
 
     # -- internals -------------------------------------------------------------------
+
+    def _warn_if_settings_differ(self, hparams: dict[str, float], min_lrs: list[float]) -> None:
+        """Say when a checkpoint's settings replace the ones this scheduler was built with."""
+        current: dict[str, Any] = dict(hparams_of(self.rule))
+        saved: dict[str, Any] = dict(hparams)
+        if len(min_lrs) == len(self.min_lrs):  # else: groups added since construction
+            current["min_lr"], saved["min_lr"] = self.min_lrs, [float(m) for m in min_lrs]
+        changed = {
+            name: (current[name], value) for name, value in saved.items() if current[name] != value
+        }
+        if changed:
+            listed = ", ".join(
+                f"{name}={new!r} (was {old!r})" for name, (old, new) in changed.items()
+            )
+            warnings.warn(
+                f"load_state_dict: the checkpoint's settings replace this scheduler's: {listed}; "
+                "build the scheduler with them to silence this",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _reject(self, value: float) -> None:
         if not math.isfinite(value):
@@ -438,8 +463,9 @@ class LossFeedbackScheduler(LRScheduler):
 
     def _check_min_lr(self, min_lr: float | Sequence[float]) -> list[float]:
         n = len(self.optimizer.param_groups)
-        self._shared_min_lr = not isinstance(min_lr, Sequence)
-        values = [min_lr] * n if not isinstance(min_lr, Sequence) else list(min_lr)
+        per_group = min_lr_per_group(min_lr)
+        self._shared_min_lr = per_group is None
+        values = [cast(float, min_lr)] * n if per_group is None else per_group
         if len(values) != n:
             raise ValueError(f"min_lr must have one value per param group ({n}), got {len(values)}")
         return [check_range("min_lr", m, 0.0) for m in values]
@@ -490,6 +516,27 @@ def _replay_compiled(compiled: Callable[..., list[Tensor]], args: tuple[Any, ...
                 "that. Run scheduler.step(loss) once before capturing (the usual warm-up "
                 "steps do)"
             ) from error
+
+
+def min_lr_per_group(min_lr: Any) -> list[Any] | None:
+    """The values of a ``min_lr`` given per param group (a list, tuple, array, ...), or
+    None for a single value (a number, or a string, which ``check_range`` refuses)."""
+    if isinstance(min_lr, str | bytes | numbers.Real) or not isinstance(min_lr, Iterable):
+        return None
+    return list(min_lr)
+
+
+def _built_schedule(schedule: Any, optimizer: Any) -> LRScheduler | None:
+    """``schedule``, or the schedule it builds on ``optimizer`` where it is a callable."""
+    if schedule is not None and not hasattr(schedule, "step") and callable(schedule):
+        schedule = schedule(optimizer)
+    if schedule is not None and not (hasattr(schedule, "step") and hasattr(schedule, "state_dict")):
+        raise TypeError(
+            "schedule must be an LR scheduler built on this optimizer, or a callable that "
+            "builds one from it (e.g. functools.partial(CosineAnnealingLR, T_max=100)), "
+            f"got {schedule!r}"
+        )
+    return cast(LRScheduler | None, schedule)
 
 
 def _check_fused(fused: bool, capturable: bool) -> bool:

@@ -988,7 +988,8 @@ def test_a_fused_step_that_would_compile_during_a_capture_is_an_error(
         scheduler.step(torch.tensor(1.0))  # compiled already: runs
         assert opt.param_groups[0]["lr"].item() != before
         other = LossFeedbackScheduler(one_group(torch.tensor(0.1)), "seed", beta=0.5)
-        scheduler.load_state_dict(other.state_dict())  # other hyper-parameters
+        with pytest.warns(UserWarning, match=r"settings replace this scheduler's: beta=0\.5"):
+            scheduler.load_state_dict(other.state_dict())  # other hyper-parameters
         loaded = scheduler.state_dict()
         with pytest.raises(RuntimeError, match="after a change of hyper-parameters"):
             scheduler.step(torch.tensor(1.0))

@@ -101,7 +101,10 @@ def test_demo_passes_rule_and_hyper_parameters_to_the_callback(
     [
         (["--steps", "0"], "--steps must be at least 1, got 0"),
         (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
-        (["--lr", "-1"], "--lr must be a positive number, got -1.0"),
+        (["--lr", "-1"], "--lr must be a positive float32 number, got -1.0"),
+        (["--lr", "1e39"], "--lr must be a positive float32 number, got 1e+39"),
+        (["--seed", "-1"], "--seed must be in [0, 2**32 - 1], got -1"),
+        (["--seed", "4294967296"], "--seed must be in [0, 2**32 - 1], got 4294967296"),
         (["--hparam", "gamma=1"], "gamma must be in [0, 1), got gamma=1.0"),
     ],
 )

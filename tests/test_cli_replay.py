@@ -311,6 +311,8 @@ BAD_FILES = [
         ["curve.txt, line 1: 'loss' is not a number (use --format csv for a CSV file)"],
     ),
     ("curve.txt", "4\n2 3\n", [], ["curve.txt, line 2: '2 3' is not a number"]),
+    # a form feed is no line end: the line number counts newlines only
+    ("curve.txt", "4\n2\x0c3\nabc\n", [], ["curve.txt, line 2: '2\\x0c3' is not a number"]),
     ("curve.txt", "", [], ["curve.txt: no losses found"]),
     ("curve.txt", "4\n", ["--column", "loss"], ["--column applies to CSV files"]),
     (
@@ -380,6 +382,61 @@ def test_missing_file_and_folders(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert status == 2 and "is a folder" in err
     status, _, err = run(capsys, "replay", tmp_path)  # a folder is read as TensorBoard logs
     assert status == 2 and "no TensorBoard event files (named *tfevents*) in this folder" in err
+
+
+def test_two_runs_in_one_tensorboard_folder_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    for run_losses in [[4.0, 3.0, 2.0], [5.0, 4.0]]:  # two writers, steps from 0 each
+        with SummaryWriter(tmp_path) as writer:
+            for step, loss in enumerate(run_losses):
+                writer.add_scalar("train_loss", loss, step)
+    status, _, err = run(capsys, "replay", tmp_path)
+    assert status == 2
+    assert "the steps of tag 'train_loss' go back from 2 to 0" in err
+
+
+def test_a_comment_line_does_not_make_a_csv_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    curve = tmp_path / "curve.txt"
+    curve.write_text("# losses, one per line\n4\n2\n")
+    status, out, _ = run(capsys, "replay", curve, "--csv", "-")
+    assert status == 0 and column(csv_rows(out), "loss") == [4.0, 2.0]
+
+
+@pytest.mark.skipif(not Path("/dev/stdin").exists(), reason="needs /dev/stdin")
+@pytest.mark.parametrize("content", ["4\n2\n1\n", "step,train_loss\n0,4\n1,2\n2,1\n"])
+def test_a_pipe_is_read_once(content: str) -> None:
+    # `cat curve | eve-scheduler replay /dev/stdin`: a pipe can be read only once
+    result = subprocess.run(
+        [sys.executable, "-m", "eve_scheduler", "replay", "/dev/stdin", "--csv", "-"],
+        input=content,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert column(csv_rows(result.stdout), "loss") == [4.0, 2.0, 1.0]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_failed_write_to_stdout_is_an_error_without_a_traceback(tmp_path: Path) -> None:
+    curve = tmp_path / "curve.txt"
+    curve.write_text("4\n2\n")
+    with open("/dev/full", "w") as full:  # every write fails: no space left on device
+        result = subprocess.run(
+            [sys.executable, "-m", "eve_scheduler", "replay", str(curve), "--csv", "-"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert result.stderr == ("eve-scheduler replay: error: [Errno 28] No space left on device\n")
 
 
 def test_missing_tensorboard_tag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -178,6 +178,12 @@ def test_no_positive_float_loss_crashes_a_rule_or_overflows_its_state(
     assert all(math.isfinite(x) for x in simulate(losses, rule=rule))
 
 
+@pytest.mark.parametrize("loss", ["2.0", b"2.0", True])
+def test_a_string_or_a_bool_is_not_a_loss(loss: object) -> None:
+    with pytest.raises(TypeError, match="a loss must be a real number"):
+        simulate([1.0, loss])  # type: ignore[list-item]
+
+
 def test_losses_within_the_float_range_of_the_ratio_are_kept() -> None:
     # 1e10 then 1e-140: r = 1e150 and (r - d)^2 = 1e300 are floats, so the loss counts
     states = simulate_states([1e10, 1e-140])

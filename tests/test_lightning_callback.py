@@ -837,7 +837,10 @@ def test_a_state_of_another_version_is_refused() -> None:
     ("options", "error", "message"),
     [
         ({"interval": "batch"}, ValueError, r"interval must be one of \['step', 'epoch'\]"),
-        ({"optimizer_idx": -1}, ValueError, "optimizer_idx must be None or an integer >= 0"),
+        ({"optimizer_idx": -1}, ValueError, r"optimizer_idx must be an integer in \[0, inf\)"),
+        ({"log_metrics": "false"}, TypeError, "log_metrics must be True or False"),
+        ({"strict": "false"}, TypeError, "strict must be True or False, got strict='false'"),
+        ({"min_lr": "1e-4"}, ValueError, r"min_lr must be a real number in \[0, inf\)"),
         ({"rule": "adam"}, ValueError, "rule must be one of"),
         ({"beta": 1.5}, ValueError, r"beta must be in \[0, 1\)"),
         ({"c": 10.0}, ValueError, "unknown hyper-parameter"),

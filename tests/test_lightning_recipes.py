@@ -4,6 +4,7 @@ the LightningCLI YAML files and the Hydra configs shipped in ``examples/``."""
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -146,6 +147,30 @@ def test_hydra_instantiates_a_scheduler_bound_to_an_optimizer_later() -> None:
     assert isinstance(scheduler, LossFeedbackScheduler)
     assert scheduler.optimizer is optimizer and scheduler.rule.beta == 0.95
     assert isinstance(instantiate(cfg.optimizer)([torch.zeros(1)]), torch.optim.Adam)
+
+
+def test_hydra_builds_a_nested_partial_schedule_on_the_same_optimizer() -> None:
+    # the docs' snippet: `schedule:` with `_partial_: true` inside the scheduler config
+    from hydra import compose as compose_config
+    from hydra import initialize_config_dir
+    from hydra.utils import instantiate
+
+    config_dir = str(EXAMPLES / "hydra_instantiate" / "conf")
+    schedule = [
+        "+scheduler.schedule._target_=torch.optim.lr_scheduler.CosineAnnealingLR",
+        "+scheduler.schedule._partial_=true",
+        "+scheduler.schedule.T_max=30",
+    ]
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        cfg = compose_config("config", overrides=["feedback=scheduler", *schedule])
+    optimizer = SGD([torch.zeros(1, requires_grad=True)], lr=LR)
+    scheduler = instantiate(cfg.scheduler)(optimizer)
+    assert isinstance(scheduler.schedule, torch.optim.lr_scheduler.CosineAnnealingLR)
+    assert scheduler.schedule.optimizer is optimizer and scheduler.schedule.T_max == 30
+    optimizer.step()
+    scheduler.step(1.0)
+    cosine = LR * (1 + math.cos(math.pi / 30)) / 2
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(cosine * scheduler.factor)
 
 
 @pytest.mark.parametrize("route", ["callback", "scheduler"])

@@ -359,6 +359,28 @@ def test_factor_stays_in_its_range_and_moves_by_at_most_max_step(losses: list[fl
         previous = state.log_factor
 
 
+@pytest.mark.parametrize(
+    ("losses", "hparams", "bound"),
+    [
+        ([0.99**t for t in range(60)], {}, 10.0),  # exp(log 10) = 10.000000000000002
+        ([0.99**t for t in range(60)], {"f_max": 3.0}, 3.0),
+        ([1.01**t for t in range(400)], {"f_min": 0.03}, 0.03),  # exp(log 0.03) < 0.03
+    ],
+)
+def test_the_factor_reaches_its_bounds_exactly(
+    losses: list[float], hparams: dict[str, float], bound: float
+) -> None:
+    assert math.exp(math.log(bound)) != bound  # what the clip is for
+    assert simulate(losses, rule="trend", **hparams)[-1] == bound
+
+
+def test_beta_fast_at_its_documented_bound_is_accepted() -> None:
+    # 0.5003 - 0.001 is 0.49929999999999997 in floating point
+    assert make_rule("trend", beta_slow=0.5003, beta_fast=0.4993).beta_fast == 0.4993
+    with pytest.raises(ValueError, match=r"beta_fast must be in \[0, 0.4993\]"):
+        make_rule("trend", beta_slow=0.5003, beta_fast=0.49931)
+
+
 # -- hyper-parameters ---------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -149,6 +150,59 @@ def test_an_lr_tensor_that_is_not_one_float_is_refused(lr: torch.Tensor, what: s
     holder = type("Holder", (), {"param_groups": [{"lr": lr}]})()
     with pytest.raises(TypeError, match=f"one-element floating-point tensor.*{re.escape(what)}"):
         LossFeedbackScheduler(holder)
+
+
+def test_a_callable_that_builds_the_schedule_is_called_with_the_optimizer() -> None:
+    opt = sgd(0.1)
+    make_cosine = functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=10)
+    scheduler = LossFeedbackScheduler(opt, "eve", schedule=make_cosine)
+    assert isinstance(scheduler.schedule, torch.optim.lr_scheduler.CosineAnnealingLR)
+    assert scheduler.schedule.optimizer is opt
+    opt.step()
+    scheduler.step(1.0)
+    assert lrs(opt) == [pytest.approx(0.1 * (1 + math.cos(math.pi / 10)) / 2)]  # eve: 1 at t=1
+
+
+@pytest.mark.parametrize("schedule", [object(), 0.5], ids=["object", "number"])
+def test_a_schedule_that_is_no_scheduler_is_refused_at_construction(schedule: Any) -> None:
+    with pytest.raises(TypeError, match="schedule must be an LR scheduler built on this optimizer"):
+        LossFeedbackScheduler(sgd(0.1), schedule=schedule)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"strict": "false"}, TypeError, "strict must be True or False, got strict='false'"),
+        ({"capturable": 1}, TypeError, "capturable must be True or False"),
+        ({"fused": None}, TypeError, "fused must be True or False"),
+        ({"min_lr": "1e-4"}, ValueError, "min_lr must be a real number in [0, inf)"),
+        ({"lag": 1.0}, ValueError, "lag must be an integer in [0, inf), got lag=1.0"),
+    ],
+)
+def test_options_of_the_wrong_type_are_refused(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        LossFeedbackScheduler(sgd(0.1), **options)
+
+
+def test_numpy_options_are_accepted() -> None:
+    scheduler = LossFeedbackScheduler(
+        sgd(0.1, 0.2), lag=np.int64(1), strict=np.bool_(False), min_lr=np.array([0.0, 0.01])
+    )
+    assert scheduler.state_dict()["lag"] == 1 and type(scheduler.state_dict()["lag"]) is int
+    assert scheduler.min_lrs == [0.0, 0.01] and scheduler.strict is False
+
+
+def test_loading_a_state_with_other_settings_says_which_it_replaces() -> None:
+    saved = LossFeedbackScheduler(sgd(0.1), beta=0.95, min_lr=1e-4).state_dict()
+    scheduler = LossFeedbackScheduler(sgd(0.1), beta=0.5, min_lr=0.009)
+    with pytest.warns(UserWarning, match=r"beta=0\.95 \(was 0\.5\), min_lr=\[0\.0001\]"):
+        scheduler.load_state_dict(saved)
+    assert scheduler.rule.beta == 0.95 and scheduler.min_lrs == [1e-4]  # as torch does
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same settings: no warning
+        LossFeedbackScheduler(sgd(0.1), beta=0.95, min_lr=1e-4).load_state_dict(saved)
 
 
 def test_reduce_on_plateau_as_the_owned_schedule_is_refused() -> None:

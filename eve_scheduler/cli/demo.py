@@ -34,6 +34,7 @@ DEMO_PACKAGES = ("lightning", "sklearn", "matplotlib")
 DEMO_MISSING = (
     'the demo needs Lightning, scikit-learn and matplotlib: pip install "eve-scheduler[demo]"'
 )
+MAX_FLOAT32 = 3.4028234663852886e38  # the model trains in float32
 SMOOTHING = 25  # steps in the moving average drawn over the raw minibatch losses
 
 
@@ -82,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--steps must be at least 1, got {args.steps}")
     if args.batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        raise CliError(f"--lr must be a positive number, got {args.lr!r}")
+    if not (math.isfinite(args.lr) and 0 < args.lr <= MAX_FLOAT32):
+        raise CliError(f"--lr must be a positive float32 number, got {args.lr!r}")
+    if not 0 <= args.seed < 2**32:
+        raise CliError(f"--seed must be in [0, 2**32 - 1], got {args.seed}")
     missing = [name for name in DEMO_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
         raise CliError(f"{DEMO_MISSING} (missing: {', '.join(missing)})")

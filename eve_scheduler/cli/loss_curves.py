@@ -67,32 +67,36 @@ def read_loss_curve(
         raise CliError(f"format must be one of {list(FORMATS)}, got {file_format!r}")
     if not path.exists():
         raise CliError(f"{path}: no such file or directory")
-    if file_format == "auto":
-        file_format = _guess_format(path)
+    if file_format == "auto" and (path.is_dir() or "tfevents" in path.name):
+        file_format = "tensorboard"
     if file_format == "tensorboard":
         curve = _read_tensorboard(path, column)
     elif path.is_dir():
         raise CliError(f"{path}: is a folder; give a file (or --format tensorboard)")
-    elif file_format == "csv":
-        curve = _read_csv(path, _read_text(path), column)
     else:
-        if column is not None:
+        text = _read_text(path)  # once: a pipe cannot be read twice
+        if file_format == "auto":
+            file_format = _guess_format(path, text)
+        if file_format == "csv":
+            curve = _read_csv(path, text, column)
+        elif column is not None:
             raise CliError(
                 f"{path}: --column applies to CSV files and TensorBoard tags, not to a "
                 "one-number-per-line file (use --format csv if this is a CSV file)"
             )
-        curve = _read_lines(path, _read_text(path))
+        else:
+            curve = _read_lines(path, text)
     if not curve.losses:
         raise CliError(f"{path}: no losses found ({curve.source} is empty)")
     return curve
 
 
-def _guess_format(path: Path) -> str:
-    if path.is_dir() or "tfevents" in path.name:
-        return "tensorboard"
+def _guess_format(path: Path, text: str) -> str:
+    """``csv`` for a ``.csv`` file or one whose first line (not a comment) has a comma."""
     if path.suffix.lower() == ".csv":
         return "csv"
-    first = next((line for line in _read_text(path).splitlines() if line.strip()), "")
+    lines = (line.strip() for line in text.split("\n"))
+    first = next((line for line in lines if line and not line.startswith("#")), "")
     return "csv" if "," in first else "lines"
 
 
@@ -117,7 +121,7 @@ def _parse_float(text: str, where: str) -> float:
 
 def _read_lines(path: Path, text: str) -> LossCurve:
     losses: list[float] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: \f is no line end
         value = line.strip()
         if not value or value.startswith("#"):
             continue
@@ -216,20 +220,23 @@ def _read_tensorboard(path: Path, tag: str | None) -> LossCurve:
     name = _choose(tag, scalars + tensors, f"{path}: no scalar tag", "scalar tags")
     if name in scalars:
         events = accumulator.Scalars(name)
-        return LossCurve(
-            [event.step for event in events],
-            [float(event.value) for event in events],
-            f"tag {name!r} of {path}",
+        steps = [event.step for event in events]
+        losses = [float(event.value) for event in events]
+    else:
+        steps, losses = [], []
+        for event in accumulator.Tensors(name):
+            value = tensor_util.make_ndarray(event.tensor_proto)
+            if value.size != 1:
+                raise CliError(
+                    f"{path}, step {event.step}: tag {name!r} holds a tensor of shape "
+                    f"{tuple(value.shape)}, not a scalar"
+                )
+            steps.append(event.step)
+            losses.append(float(value.item()))
+    back = next((i for i in range(1, len(steps)) if steps[i] < steps[i - 1]), None)
+    if back is not None:
+        raise CliError(
+            f"{path}: the steps of tag {name!r} go back from {steps[back - 1]} to "
+            f"{steps[back]}: several runs written to one folder? Give one events file"
         )
-    steps: list[int] = []
-    losses: list[float] = []
-    for event in accumulator.Tensors(name):
-        value = tensor_util.make_ndarray(event.tensor_proto)
-        if value.size != 1:
-            raise CliError(
-                f"{path}, step {event.step}: tag {name!r} holds a tensor of shape "
-                f"{tuple(value.shape)}, not a scalar"
-            )
-        steps.append(event.step)
-        losses.append(float(value.item()))
     return LossCurve(steps, losses, f"tag {name!r} of {path}")

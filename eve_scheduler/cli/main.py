@@ -46,4 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Point stdout at devnull so that Python's flush at exit does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as error:  # e.g. writing to stdout on a full disk
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as above
+        print(f"eve-scheduler {args.command}: error: {error}", file=sys.stderr)
+        return 2
     return status

@@ -1,4 +1,4 @@
-"""One helper that checks a hyper-parameter against its range, with one message shape."""
+"""Checks of hyper-parameters and options, each with one message shape."""
 
 from __future__ import annotations
 
@@ -33,6 +33,21 @@ def check_range(
     if math.isnan(value) or too_low or too_high:
         raise ValueError(f"{name} must be in {interval}, got {name}={value!r}")
     return value
+
+
+def check_integer(name: str, value: int, low: int = 0) -> int:
+    """Return ``int(value)`` for an integer (numpy's too, not a bool) >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer in [{low}, inf), got {name}={value!r}")
+    return int(value)
+
+
+def check_flag(name: str, value: bool) -> bool:
+    """Return ``value`` as a bool, refusing what is not one (the string ``"false"`` is
+    true in Python; numpy's bool is accepted)."""
+    if not isinstance(value, bool) and type(value).__name__ not in ("bool_", "bool"):
+        raise TypeError(f"{name} must be True or False, got {name}={value!r}")
+    return bool(value)
 
 
 def _show(bound: float) -> str:

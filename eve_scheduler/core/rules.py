@@ -112,7 +112,15 @@ def simulate_states(losses: Iterable[float], rule: str = "seed", **hparams: floa
 def _states(rule: Rule, losses: Iterable[float]) -> Iterable[Any]:
     state = rule.init()
     for loss in losses:
-        new = advance(rule, state, float(loss))
+        new = advance(rule, state, _loss_value(loss))
         if new is not None:
             state = new
         yield state
+
+
+def _loss_value(loss: Any) -> float:
+    """``float(loss)``, refusing what ``LossFeedbackScheduler.step`` refuses: a string
+    or a bool is not a loss."""
+    if isinstance(loss, str | bytes | bool):
+        raise TypeError(f"a loss must be a real number, got {loss!r}")
+    return float(loss)

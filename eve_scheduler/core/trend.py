@@ -114,7 +114,10 @@ class TrendRule:
         beta_slow = check_range("beta_slow", self.beta_slow, 0.5, 0.9999)
         checked = {
             "beta_slow": beta_slow,
-            "beta_fast": check_range("beta_fast", self.beta_fast, 0.0, beta_slow - BETA_GAP),
+            # the bound rounded to 12 decimals, so that beta_slow - 0.001 itself is accepted
+            "beta_fast": check_range(
+                "beta_fast", self.beta_fast, 0.0, round(beta_slow - BETA_GAP, 12)
+            ),
             "clip": check_range("clip", self.clip, 0.0, math.inf, low_open=True),
             "z0": check_range("z0", self.z0, 0.0, math.inf, low_open=True),
             "gain": check_range("gain", self.gain, 0.0, math.inf),
@@ -176,7 +179,8 @@ class TrendRule:
         return new._replace(brake=brake, log_factor=state.log_factor + step)
 
     def factor(self, state: TrendState) -> float:
-        return math.exp(state.log_factor)
+        # clipped: exp(log f_max) can round one step past f_max
+        return min(max(math.exp(state.log_factor), self.f_min), self.f_max)
 
     def _brake_move(self, fit: TrendFit) -> float:
         """How the brake moves: closes on a rise or, after real progress, a stall."""
