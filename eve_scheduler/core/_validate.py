@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 
 def check_range(
@@ -33,6 +34,13 @@ def check_range(
     if math.isnan(value) or too_low or too_high:
         raise ValueError(f"{name} must be in {interval}, got {name}={value!r}")
     return value
+
+
+def keep_checked(rule: Any, checked: dict[str, float]) -> None:
+    """Set the checked values on a frozen dataclass of hyper-parameters: plain floats,
+    whatever the caller passed (numpy, OmegaConf), e.g. for weights_only checkpoints."""
+    for name, value in checked.items():
+        object.__setattr__(rule, name, value)
 
 
 def check_integer(name: str, value: int, low: int = 0) -> int:

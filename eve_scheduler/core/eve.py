@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from eve_scheduler.core._validate import check_range
+from eve_scheduler.core._validate import check_range, keep_checked
 
 
 class EveState(NamedTuple):
@@ -68,8 +68,7 @@ class EveRule:
             "beta3": check_range("beta3", self.beta3, 0.0, 1.0, high_open=True),
             "f_star": check_range("f_star", self.f_star),
         }
-        for name, value in checked.items():  # plain floats, e.g. for weights_only checkpoints
-            object.__setattr__(self, name, value)
+        keep_checked(self, checked)
 
     def init(self) -> EveState:
         return EveState()

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from eve_scheduler.core._validate import check_range
+from eve_scheduler.core._validate import check_range, keep_checked
 
 
 class SeedState(NamedTuple):
@@ -70,8 +70,7 @@ class SeedRule:
             "eps": check_range("eps", self.eps, 0.0, math.inf, low_open=True),
             "f_star": check_range("f_star", self.f_star),
         }
-        for name, value in checked.items():  # plain floats, e.g. for weights_only checkpoints
-            object.__setattr__(self, name, value)
+        keep_checked(self, checked)
 
     def init(self) -> SeedState:
         return SeedState()

@@ -37,7 +37,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from eve_scheduler.core._validate import check_range
+from eve_scheduler.core._validate import check_range, keep_checked
 
 MIN_ERRORS_TO_CLIP = 4  # forecast errors the noise must rest on before it clips one
 BETA_GAP = 1e-3  # beta_fast <= beta_slow - BETA_GAP keeps the trend's error well conditioned
@@ -128,8 +128,7 @@ class TrendRule:
             "eps": check_range("eps", self.eps, 1e-100, 1e100),  # eps**2 stays a normal float
             "f_star": check_range("f_star", self.f_star),
         }
-        for name, value in checked.items():  # plain floats, e.g. for weights_only checkpoints
-            object.__setattr__(self, name, value)
+        keep_checked(self, checked)
 
     def init(self) -> TrendState:
         return TrendState()
