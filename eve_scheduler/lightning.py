@@ -22,6 +22,7 @@ namespace's ``Trainer`` when given in the ``callbacks`` list.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import warnings
@@ -309,8 +310,11 @@ class EveCallback(Callback):
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # The epoch's mean loss is fed at its last batch; an epoch cut short (the module's
-        # on_train_batch_start returned -1) has no last batch, so it is fed here.
-        if self.interval == "epoch" and self.monitor is None:
+        # on_train_batch_start returned -1, which Lightning marks as its last batch) ran
+        # no on_train_batch_end there, so it is fed here. An epoch that training left
+        # unfinished (max_steps) keeps its sum, saved in checkpoints, for a resume.
+        last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if self.interval == "epoch" and self.monitor is None and last_batch:
             for feedback in self._feedbacks:
                 if feedback.epoch_count:
                     self._feed_epoch_loss(trainer, pl_module, feedback)
@@ -629,29 +633,65 @@ class _ModuleHooks:
 
     Lightning calls ``pl_module.<hook>`` for ``lr_scheduler_step`` and for
     ``on_train_epoch_end`` (after the callbacks' own ``on_train_epoch_end``, before the
-    checkpoint callbacks'); an instance attribute of the same name wraps the module's
-    method, and ``unwrap`` removes it, restoring the module as it was.
+    checkpoint callbacks'); a :class:`_Hook` set as an instance attribute of the same
+    name wraps the module's method. ``unwrap`` takes it out again, also when another
+    callback's hook has wrapped it since.
     """
 
     def __init__(self) -> None:
         self._module: Any = None
-        self._saved: dict[str, Any] = {}
+        self._hooks: dict[str, _Hook] = {}
 
     def wrap(self, module: Any, **wrappers: Callable[..., None]) -> None:
         self.unwrap()
         self._module = module
         for name, wrapper in wrappers.items():
-            original = getattr(module, name)
-            self._saved[name] = module.__dict__.get(name, _MISSING)
-            object.__setattr__(module, name, functools.partial(wrapper, original))
+            hook = _Hook(getattr(module, name), wrapper, module.__dict__.get(name, _MISSING))
+            object.__setattr__(module, name, hook)
+            self._hooks[name] = hook
 
     def unwrap(self) -> None:
-        for name, saved in self._saved.items():
-            if saved is _MISSING:
+        for name, hook in self._hooks.items():
+            outer = self._module.__dict__.get(name)
+            while isinstance(outer, _Hook) and outer.original is not hook:
+                outer = outer.original
+            if isinstance(outer, _Hook):  # another callback's hook wraps ours
+                outer.original, outer.previous = hook.original, hook.previous
+            elif hook.previous is _MISSING:
                 self._module.__dict__.pop(name, None)
             else:
-                object.__setattr__(self._module, name, saved)
-        self._module, self._saved = None, {}
+                object.__setattr__(self._module, name, hook.previous)
+        self._module, self._hooks = None, {}
+
+
+class _Hook:
+    """``wrapper(original, *args)`` in place of a module's hook ``original``.
+
+    A copy of the module (``copy.deepcopy``, as EMA and SWA callbacks make, or a
+    pickle) gets the plain hook, not the callback and the trainer behind it.
+    """
+
+    def __init__(self, original: Callable[..., Any], wrapper: Callable[..., Any], previous: Any):
+        self.original = original
+        self.wrapper = wrapper
+        self.previous = previous  # the module's instance attribute of that name, if any
+
+    @property
+    def __wrapped__(self) -> Callable[..., Any]:  # for Lightning's is_overridden
+        return self.original
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.wrapper(self.original, *args, **kwargs)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return copy.deepcopy(self.original, memo)
+
+    def __reduce__(self) -> tuple[Callable[[Any], Any], tuple[Any]]:
+        return _identity, (self.original,)
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 _MISSING = object()

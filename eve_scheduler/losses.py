@@ -105,14 +105,6 @@ class DeferredLosses:
             return None
         return _read(self._queue.popleft())
 
-    def unpush(self, value: float) -> None:
-        """Undo the last push, which returned ``value``: the queue is as it was before."""
-        if self.lag == 0:
-            return
-        self._queue.pop()
-        self._queue.appendleft(value)
-        self._pushed -= 1
-
     def pending(self) -> list[float]:
         """The queued losses, oldest first, as floats (waits for the device)."""
         return [_read(entry) for entry in self._queue]

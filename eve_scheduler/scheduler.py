@@ -174,9 +174,7 @@ class LossFeedbackScheduler(LRScheduler):
             if value is not None:
                 new_state = advance(self.rule, self.state, value)
                 if new_state is None:
-                    if self.strict:  # raise with nothing changed: the loss goes back
-                        self._losses.unpush(value)
-                    self._reject(value)
+                    self._reject(value)  # in strict mode, raises before the state changes
         if self.schedule is not None:
             if _capturing():
                 raise RuntimeError(
@@ -522,6 +520,8 @@ def min_lr_per_group(min_lr: Any) -> list[Any] | None:
     """The values of a ``min_lr`` given per param group (a list, tuple, array, ...), or
     None for a single value (a number, or a string, which ``check_range`` refuses)."""
     if isinstance(min_lr, str | bytes | numbers.Real) or not isinstance(min_lr, Iterable):
+        return None
+    if getattr(min_lr, "ndim", None) == 0:  # a 0-d array or tensor: one value
         return None
     return list(min_lr)
 

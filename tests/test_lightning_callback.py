@@ -7,9 +7,11 @@ on a copy of the optimizer gives the unscaled LR of each step, and the literal r
 
 from __future__ import annotations
 
+import copy
 import csv
 import importlib
 import math
+import pickle
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -404,6 +406,63 @@ def test_one_callback_per_optimizer_each_with_its_own_metric() -> None:
     assert second.schedulers[0].state.t == 3
 
 
+@pytest.mark.parametrize("order", ["first-second", "second-first"])
+def test_two_callbacks_leave_the_module_as_it_was(order: str) -> None:
+    """Each wraps two module hooks while it trains; in either teardown order, none is
+    left behind, and a second fit feeds each callback once an epoch again."""
+    pl = importlib.import_module("lightning.pytorch")
+    model = manual_module(pl, every=(1, 2), returns="nothing")
+    first = EveCallback(optimizer_idx=0, monitor="loss_a", interval="epoch")
+    second = EveCallback(optimizer_idx=1, monitor="loss_b", interval="epoch")
+    callbacks = [first, second] if order == "first-second" else [second, first]
+    for _ in range(2):
+        trainer(pl, callbacks, max_epochs=1).fit(model, data())
+        assert "lr_scheduler_step" not in model.__dict__
+        assert "on_train_epoch_end" not in model.__dict__
+        assert [c.schedulers[0].state.t for c in (first, second)] == [1, 1]
+
+
+def test_a_copy_of_the_module_during_fit_holds_none_of_the_callback() -> None:
+    """EMA and SWA callbacks deep-copy the module: the copy gets the plain hooks, not
+    the trainer and the data behind the callback's wrappers."""
+    pl = importlib.import_module("lightning.pytorch")
+    copies: list[Any] = []
+
+    class CopyModule(pl.Callback):
+        def on_train_start(self, trainer: Any, module: Any) -> None:
+            copies.append(copy.deepcopy(module))
+
+    model = regressor(pl, schedule=warmup_then_cosine)
+    trainer(pl, [EveCallback(), CopyModule()], max_epochs=1).fit(model, data())
+    (duplicate,) = copies
+    for name in ("lr_scheduler_step", "on_train_epoch_end"):
+        hook = getattr(duplicate, name)
+        assert hook.__self__ is duplicate and hook.__func__ is getattr(type(model), name)
+
+
+class Plain:
+    """A module-level class (picklable) with one hook."""
+
+    def hook(self, x: int) -> int:
+        return x + 1
+
+
+def test_wrapped_hooks_nest_unwrap_in_any_order_and_pickle_plain() -> None:
+    from eve_scheduler.lightning import _ModuleHooks
+
+    target, calls = Plain(), []
+    outer, inner = _ModuleHooks(), _ModuleHooks()
+    inner.wrap(target, hook=lambda original, x: calls.append("inner") or original(x))
+    outer.wrap(target, hook=lambda original, x: calls.append("outer") or original(x))
+    assert target.hook(1) == 2 and calls == ["outer", "inner"]
+    copied = pickle.loads(pickle.dumps(target))  # the copy gets the plain hook
+    assert copied.hook(1) == 2 and calls == ["outer", "inner"]
+    inner.unwrap()  # the inner one first: the outer one keeps working, without it
+    assert target.hook(1) == 2 and calls == ["outer", "inner", "outer"]
+    outer.unwrap()
+    assert "hook" not in target.__dict__ and target.hook(1) == 2
+
+
 def test_manual_optimization_without_a_returned_loss_says_what_to_do() -> None:
     pl = importlib.import_module("lightning.pytorch")
     model = manual_module(pl, returns="nothing")
@@ -558,6 +617,32 @@ def test_epoch_interval_feeds_an_epoch_cut_short() -> None:
     factors = factors_before_each_loss(epoch_means)
     assert model.lrs == [LR * factors[t // 3] for t in range(9)]
     assert callback.schedulers[0].state.t == 3
+
+
+def test_epoch_interval_keeps_an_unfinished_epoch_for_the_resume(tmp_path: Path) -> None:
+    """Training that stops at max_steps mid-epoch does not feed the partial epoch: its
+    sum is saved, and after a resume the epoch is fed once, with all its batches.
+    (Lightning replays a plain DataLoader from its start on a mid-epoch resume, so the
+    losses after it differ from an uninterrupted run's.)"""
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def run(max_steps: int, ckpt_path: str | None = None) -> tuple[Any, EveCallback]:
+        model, callback = regressor(pl), EveCallback(interval="epoch")
+        saver = ModelCheckpoint(dirpath=tmp_path / str(max_steps), save_last=True)
+        fit = trainer(
+            pl, [callback, saver], max_epochs=-1, max_steps=max_steps, enable_checkpointing=True
+        )
+        fit.fit(model, data(), ckpt_path=ckpt_path)
+        return model, callback
+
+    first, first_callback = run(9)  # epoch 0, then 3 of the 6 steps of epoch 1
+    assert first_callback.schedulers[0].state.t == 1  # epoch 1 is not fed at step 9
+    rest, rest_callback = run(15, str(tmp_path / "9" / "last.ckpt"))
+    assert len(rest.lrs) == 6 and rest_callback.schedulers[0].state.t == 2
+    epoch_means = [sum(first.losses[:6]) / 6, sum(first.losses[6:9] + rest.losses[:3]) / 6]
+    factors = factors_before_each_loss([*epoch_means, 1.0])  # before, after 1, after 2
+    assert first.lrs + rest.lrs == [LR * factors[min(t // 6, 2)] for t in range(15)]
 
 
 def test_monitor_logged_in_the_modules_on_train_epoch_end_is_fed_that_epoch() -> None:

@@ -192,6 +192,9 @@ def test_numpy_options_are_accepted() -> None:
     )
     assert scheduler.state_dict()["lag"] == 1 and type(scheduler.state_dict()["lag"]) is int
     assert scheduler.min_lrs == [0.0, 0.01] and scheduler.strict is False
+    for zero_d in [np.array(0.01), torch.tensor(0.01)]:  # one value, not a list of them
+        with pytest.raises(ValueError, match="min_lr must be a real number"):
+            LossFeedbackScheduler(sgd(0.1), min_lr=zero_d)
 
 
 def test_loading_a_state_with_other_settings_says_which_it_replaces() -> None:
@@ -426,16 +429,19 @@ def test_strict_mode_raises_and_changes_nothing(loss: Any, f_star: float, reason
     assert isinstance(BadLossError("x"), ValueError)
 
 
-def test_strict_mode_with_lag_raises_and_changes_nothing() -> None:
-    # with lag=1 the NaN is read, and refused, at the next step: that step changes nothing
-    scheduler = LossFeedbackScheduler(sgd(0.1), strict=True, lag=1)
+def test_strict_mode_with_lag_refuses_the_bad_loss_and_goes_on() -> None:
+    # with lag=1 the NaN is read, and refused, at the next step, which queues its own loss
+    opt = sgd(0.1)
+    scheduler = LossFeedbackScheduler(opt, strict=True, lag=1)
     scheduler.step(2.0)
     scheduler.step(math.nan)
-    before = scheduler.state_dict()
-    for _ in range(2):  # and a retry meets the same NaN
-        with pytest.raises(BadLossError, match="loss=nan is not finite"):
-            scheduler.step(1.0)
-        assert _same(scheduler.state_dict(), before)
+    state, lr = scheduler.state, lrs(opt)
+    with pytest.raises(BadLossError, match="loss=nan is not finite"):
+        scheduler.step(1.0)
+    assert (scheduler.state, lrs(opt), scheduler.skipped) == (state, lr, 0)
+    assert scheduler.state_dict()["pending_losses"] == [1.0]
+    scheduler.step(0.5)  # feeds 1.0, as if the NaN had never been passed
+    assert scheduler.factor == factors([2.0, 1.0])[-1]
 
 
 def test_a_loss_that_would_overflow_the_seed_state_is_skipped_or_refused() -> None:
