@@ -309,12 +309,12 @@ class EveCallback(Callback):
             feedback.end_step()
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # The epoch's mean loss is fed at its last batch; an epoch cut short (the module's
-        # on_train_batch_start returned -1, which Lightning marks as its last batch) ran
-        # no on_train_batch_end there, so it is fed here. An epoch that training left
-        # unfinished (max_steps) keeps its sum, saved in checkpoints, for a resume.
-        last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
-        if self.interval == "epoch" and self.monitor is None and last_batch:
+        # The epoch's mean loss is fed at its last batch. An epoch that ended otherwise (the
+        # module's on_train_batch_start returned -1; a training_step(dataloader_iter) met
+        # the end of the data) is fed here; one that training left unfinished (max_steps,
+        # should_stop) keeps its sum, saved in checkpoints, for a resume.
+        stopped = trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step
+        if self.interval == "epoch" and self.monitor is None and not stopped:
             for feedback in self._feedbacks:
                 if feedback.epoch_count:
                     self._feed_epoch_loss(trainer, pl_module, feedback)
@@ -642,6 +642,12 @@ class _ModuleHooks:
         self._module: Any = None
         self._hooks: dict[str, _Hook] = {}
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ModuleHooks:
+        return _ModuleHooks()  # a copy of the callback wraps nothing (yet)
+
+    def __reduce__(self) -> tuple[type[_ModuleHooks], tuple[()]]:
+        return _ModuleHooks, ()
+
     def wrap(self, module: Any, **wrappers: Callable[..., None]) -> None:
         self.unwrap()
         self._module = module
@@ -678,7 +684,10 @@ class _Hook:
 
     @property
     def __wrapped__(self) -> Callable[..., Any]:  # for Lightning's is_overridden
-        return self.original
+        inner = self.original
+        while isinstance(inner, _Hook):  # another callback's hook
+            inner = inner.original
+        return inner
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.wrapper(self.original, *args, **kwargs)

@@ -422,6 +422,42 @@ def test_two_callbacks_leave_the_module_as_it_was(order: str) -> None:
         assert [c.schedulers[0].state.t for c in (first, second)] == [1, 1]
 
 
+def test_lightnings_is_overridden_sees_through_two_wrappers() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
+    seen: list[bool] = []
+
+    class Probe(pl.Callback):
+        def on_train_epoch_start(self, trainer: Any, module: Any) -> None:
+            seen.append(is_overridden("on_train_epoch_end", module))
+            seen.append(is_overridden("lr_scheduler_step", module))
+
+    model = manual_module(pl, every=(1, 2), returns="nothing")
+    callbacks = [
+        EveCallback(optimizer_idx=0, monitor="loss_a"),
+        EveCallback(optimizer_idx=1, monitor="loss_b"),
+        Probe(),
+    ]
+    trainer(pl, callbacks, max_epochs=1).fit(model, data())
+    assert seen == [False, False]  # the module overrides neither
+
+
+def test_a_copy_of_the_callback_wraps_nothing() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    copies: list[EveCallback] = []
+
+    class CopyCallback(pl.Callback):
+        def on_train_start(self, trainer: Any, module: Any) -> None:
+            (eve,) = [c for c in trainer.callbacks if isinstance(c, EveCallback)]
+            copies.append(copy.deepcopy(eve))
+
+    trainer(pl, [EveCallback(), CopyCallback()], max_epochs=1).fit(regressor(pl), data())
+    model = regressor(pl)
+    trainer(pl, [copies[0]], max_epochs=1).fit(model, data())  # the copy trains as new
+    assert model.lrs == expected_lrs(schedule_alone(None, 6), model.losses)
+
+
 def test_a_copy_of_the_module_during_fit_holds_none_of_the_callback() -> None:
     """EMA and SWA callbacks deep-copy the module: the copy gets the plain hooks, not
     the trainer and the data behind the callback's wrappers."""
@@ -617,6 +653,32 @@ def test_epoch_interval_feeds_an_epoch_cut_short() -> None:
     factors = factors_before_each_loss(epoch_means)
     assert model.lrs == [LR * factors[t // 3] for t in range(9)]
     assert callback.schedulers[0].state.t == 3
+
+
+def test_epoch_interval_feeds_an_epoch_that_a_dataloader_iter_step_ends() -> None:
+    """training_step(dataloader_iter) on a loader without a length: Lightning learns of
+    the epoch's end only when the data runs out, so no batch is marked the last."""
+    pl = importlib.import_module("lightning.pytorch")
+    base = type(regressor(pl))
+
+    class Unsized(torch.utils.data.IterableDataset[tuple[Tensor, Tensor]]):
+        def __iter__(self) -> Any:
+            return iter(data().dataset)
+
+    class FromIterator(base):
+        def training_step(self, dataloader_iter: Any) -> Tensor:
+            (x, y), _, _ = next(dataloader_iter)
+            loss = functional.mse_loss(self.net(x), y)
+            self.losses.append(loss.item())
+            return loss
+
+    model = FromIterator()
+    callback = EveCallback(interval="epoch")
+    trainer(pl, [callback], max_epochs=2).fit(model, DataLoader(Unsized(), batch_size=16))
+    assert len(model.losses) == 12 and callback.schedulers[0].state.t == 2
+    factors = factors_before_each_loss([sum(model.losses[:6]) / 6, sum(model.losses[6:]) / 6])
+    # each epoch ends in a seventh optimizer.step whose closure meets the end of the data
+    assert model.lrs == [LR * factors[0]] * 7 + [LR * factors[1]] * 7
 
 
 def test_epoch_interval_keeps_an_unfinished_epoch_for_the_resume(tmp_path: Path) -> None:
