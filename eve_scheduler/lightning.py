@@ -674,7 +674,8 @@ class _Hook:
     """``wrapper(original, *args)`` in place of a module's hook ``original``.
 
     A copy of the module (``copy.deepcopy``, as EMA and SWA callbacks make, or a
-    pickle) gets the plain hook, not the callback and the trainer behind it.
+    pickle) gets the module's own method, bound to the copy, instead: not the
+    callback and the trainer behind the wrapper.
     """
 
     def __init__(self, original: Callable[..., Any], wrapper: Callable[..., Any], previous: Any):
