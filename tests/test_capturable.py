@@ -33,7 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from eve_scheduler import LossFeedbackScheduler
 from eve_scheduler.capturable import DeviceFeedback
-from eve_scheduler.core import advance, make_rule
+from eve_scheduler.core import advance, make_rule, simulate_states
 
 REL = 1e-12  # the documented bound between the device path and the float path
 CPU = torch.device("cpu")
@@ -110,6 +110,12 @@ def close(a: float, b: float) -> bool:
     return a == b or abs(a - b) <= REL * max(abs(a), abs(b))
 
 
+def float_path(rule_name: str, hparams: dict[str, float], losses: list[float]) -> list[Any]:
+    """The core's state after each loss, and how many losses it had skipped by then."""
+    states = simulate_states(losses, rule_name, **hparams)
+    return [(state, step + 1 - state.t) for step, state in enumerate(states)]
+
+
 def f64(value: float) -> Tensor:
     return torch.tensor(value, dtype=torch.float64)
 
@@ -132,16 +138,12 @@ def test_device_feedback_matches_the_float_path_on_long_noisy_streams(
     rule = make_rule(rule_name, **hparams)
     losses = loss_stream(600, seed=len(hparams), f_star=rule.f_star)
     feedback = DeviceFeedback(rule, CPU)
-    state, skipped = rule.init(), 0
-    assert close(float(feedback.factor), rule.factor(state))
+    assert close(float(feedback.factor), rule.factor(rule.init()))
     factors = []
-    for step, loss in enumerate(losses):
+    for step, (loss, (state, skipped)) in enumerate(
+        zip(losses, float_path(rule_name, hparams, losses), strict=True)
+    ):
         feedback.update(f64(loss))
-        new = advance(rule, state, loss)
-        if new is not None:
-            state = new
-        else:
-            skipped += 1
         factor = rule.factor(state)
         factors.append(factor)
         assert close(float(feedback.factor), factor), (step, float(feedback.factor), factor)
@@ -220,17 +222,13 @@ def test_device_factors_match_the_float_path_for_any_stream_and_hyper_parameters
     rule_name, hparams, losses = case
     rule = make_rule(rule_name, **hparams)
     feedback = DeviceFeedback(rule, CPU)
-    state, skipped = rule.init(), 0
-    for loss in losses:
+    path = float_path(rule_name, hparams, losses)
+    for loss, (state, _) in zip(losses, path, strict=True):
         feedback.update(f64(loss))
-        new = advance(rule, state, loss)
-        if new is not None:
-            state = new
-        else:
-            skipped += 1
         device, host = float(feedback.factor), rule.factor(state)
         assert close(device, host) or max(device, host) < 1e-300, (device, host)
     values, device_skipped = feedback.snapshot()
+    state, skipped = path[-1]
     assert (values["t"], device_skipped) == (state.t, skipped)
 
 
