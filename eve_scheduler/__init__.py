@@ -9,6 +9,7 @@ The recursions live in :mod:`eve_scheduler.core`, which imports no torch.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from eve_scheduler.core import (
@@ -41,7 +42,6 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "RULES",
     "BadLossError",
-    "EveCallback",
     "EveRule",
     "LossFeedbackScheduler",
     "SeedRule",
@@ -52,6 +52,23 @@ __all__ = [
     "simulate",
     "simulate_states",
 ]
+
+
+def _lightning_installed() -> bool:
+    """Whether ``lightning`` or ``pytorch_lightning`` can be found (without importing it)."""
+    for name in ("lightning", "pytorch_lightning"):
+        try:
+            if importlib.util.find_spec(name) is not None:
+                return True
+        except (ImportError, ValueError):  # a broken or blocked entry in sys.modules
+            continue
+    return False
+
+
+# ``from eve_scheduler import *`` must work on a torch-only install, so the optional
+# ``EveCallback`` is exported only when Lightning is there to import.
+if _lightning_installed():
+    __all__.append("EveCallback")
 
 
 def __getattr__(name: str) -> Any:

@@ -30,6 +30,32 @@ def test_core_imports_no_torch() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_star_import_works_without_lightning() -> None:
+    # A torch-only install: Lightning cannot be imported, so EveCallback is not exported.
+    code = (
+        "import sys\n"
+        "for name in ('lightning', 'lightning.pytorch', 'pytorch_lightning'):\n"
+        "    sys.modules[name] = None\n"
+        "from eve_scheduler import *\n"
+        "assert LossFeedbackScheduler.__name__ == 'LossFeedbackScheduler'\n"
+        "assert 'EveCallback' not in dir()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_star_import_exports_every_name_with_lightning() -> None:
+    code = (
+        "import eve_scheduler\n"
+        "from eve_scheduler import *\n"
+        "assert 'EveCallback' in eve_scheduler.__all__\n"
+        "imported = dir()\n"
+        "assert all(name in imported for name in eve_scheduler.__all__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 # -- hand-worked first steps --------------------------------------------------------
 
 

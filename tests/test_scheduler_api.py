@@ -572,6 +572,7 @@ BAD_HPARAMS = [
     ("seed", {"c": 10.0}, "unknown hyper-parameter(s) ['c'] for rule 'seed'"),
     ("eve", {"beta": 0.9}, "unknown hyper-parameter(s) ['beta'] for rule 'eve'"),
     ("adam", {}, "rule must be one of ['eve', 'seed', 'trend'], got rule='adam'"),
+    (["seed"], {}, "rule must be one of ['eve', 'seed', 'trend'], got rule=['seed']"),
 ]
 
 

@@ -44,7 +44,7 @@ def make_rule(rule: str = "seed", **hparams: float) -> Rule:
     Raises:
         ValueError: unknown rule name, unknown hyper-parameter, or a value out of range.
     """
-    if rule not in RULES:
+    if not isinstance(rule, str) or rule not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)}, got rule={rule!r}")
     cls = RULES[rule]
     known = [f.name for f in fields(cls)]
