@@ -23,7 +23,7 @@ from eve_scheduler.core import (
 )
 
 if TYPE_CHECKING:
-    from eve_scheduler.lightning import EveCallback
+    from eve_scheduler.lightning import EveCallback as EveCallback  # exported if installed
     from eve_scheduler.losses import loss_to_float
     from eve_scheduler.scheduler import BadLossError, LossFeedbackScheduler, SkippedLossWarning
 

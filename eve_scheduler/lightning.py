@@ -156,6 +156,8 @@ class EveCallback(Callback):
         self.scheduler_options = dict(scheduler_options)
         self._feedbacks: list[_OptimizerFeedback] = []
         self._global_step_at_batch_start = 0
+        self._validated = False  # validation ran since the last end of a training epoch
+        self._last_monitored: Any = None  # the metric object fed at the last epoch end
         self._state_to_restore: dict[str, Any] | None = None
         self._module_hooks = _ModuleHooks()
 
@@ -175,6 +177,7 @@ class EveCallback(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Runs after the optimizers and their schedules are restored from a checkpoint.
         self._detach()
+        self._validated, self._last_monitored = False, None
         driven = self._driven_optimizers(trainer)
         self._check_no_other_feedback(trainer, [optimizer for _, optimizer in driven])
         several = len(trainer.optimizers) > 1
@@ -304,9 +307,13 @@ class EveCallback(Callback):
                     feedback.add_to_epoch(window)
             if epoch_ends and feedback.epoch_count:
                 self._feed_epoch_loss(trainer, pl_module, feedback)
-            if feedback.stepped and self.log_metrics and trainer.loggers:
-                pl_module.log_dict(feedback.metrics(), on_step=True, on_epoch=False, batch_size=1)
+            if feedback.stepped:
+                self._log(trainer, pl_module, feedback, on_step=True)
             feedback.end_step()
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated = True
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # The epoch's mean loss is fed at its last batch. An epoch that ended otherwise (the
@@ -318,16 +325,23 @@ class EveCallback(Callback):
             for feedback in self._feedbacks:
                 if feedback.epoch_count:
                     self._feed_epoch_loss(trainer, pl_module, feedback)
+                    self._log(trainer, pl_module, feedback, on_step=False)
 
     def _end_epoch(
         self, end_epoch: Callable[[], None], *, trainer: Trainer, module: LightningModule
     ) -> None:
         """The module's ``on_train_epoch_end``, then the feed of ``monitor`` (which that
-        hook may log), before the checkpoint callbacks run theirs."""
+        hook may log), before the checkpoint callbacks run theirs.
+
+        ``monitor`` is fed if it was logged anew in this epoch. An epoch without
+        validation (``check_val_every_n_epoch > 1``) leaves a validation metric
+        missing, or holding the same object as at the last feed: nothing is fed."""
         end_epoch()
         if self.interval != "epoch" or self.monitor is None or not self._feedbacks:
             return
-        if self.monitor not in trainer.callback_metrics and trainer.fit_loop.restarting:
+        metric = trainer.callback_metrics.get(self.monitor)
+        validated, self._validated = self._validated, False
+        if metric is None and trainer.fit_loop.restarting:
             warnings.warn(
                 f"EveCallback: resumed from a checkpoint written before the end of epoch "
                 f"{trainer.current_epoch}, and Lightning does not save logged metrics, so "
@@ -338,9 +352,15 @@ class EveCallback(Callback):
                 stacklevel=2,
             )
             return
+        if metric is None and trainer.enable_validation and not validated:
+            return  # validation, which may log it, did not run in this epoch
+        if metric is not None and metric is self._last_monitored:
+            return  # not logged since the last feed
         value = self._reduce(trainer, module, _as_tensor(self._monitored(trainer)))
+        self._last_monitored = metric
         for feedback in self._feedbacks:
             feedback.feed(value)
+            self._log(trainer, module, feedback, on_step=False)
 
     def _step_schedule(self, step: Any, schedule: Any, metric: Any) -> None:
         """The module's ``lr_scheduler_step``: a schedule stepped where no optimizer step
@@ -359,6 +379,28 @@ class EveCallback(Callback):
     ) -> None:
         scale = self._scale(trainer, pl_module)
         feedback.feed(self._reduce(trainer, pl_module, feedback.take_epoch() * scale))
+
+    def _log(
+        self, trainer: Trainer, pl_module: LightningModule, feedback: _OptimizerFeedback, *,
+        on_step: bool,
+    ) -> None:
+        """Log ``feedback``'s metrics after an optimizer step (``on_step``) or after a
+        feed at the end of an epoch (Lightning logs it at the epoch's last step).
+
+        An epoch-level value is synced over ranks, as Lightning asks: it is the same
+        on every rank, so their max (taken on the module's device) is that value."""
+        if self.log_metrics and trainer.loggers:
+            metrics = feedback.metrics()
+            if on_step:
+                pl_module.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1)
+            else:
+                if trainer.world_size > 1:
+                    metrics = {key: value.to(pl_module.device) for key, value in metrics.items()}
+                pl_module.log_dict(
+                    metrics, on_step=False, on_epoch=True, reduce_fx="max", sync_dist=True,
+                    batch_size=1,
+                )
+        feedback.fed = None  # logged once, at its feed
 
     # -- where the fed value comes from ------------------------------------------------
 

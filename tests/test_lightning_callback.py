@@ -555,6 +555,32 @@ def test_monitor_feeds_a_validation_metric_once_per_epoch() -> None:
     assert model.lrs == [LR * factors[t // 6] for t in range(18)]
 
 
+def test_monitor_fed_only_in_the_epochs_that_validate() -> None:
+    """``check_val_every_n_epoch=2``: epoch 0 has no ``val_loss`` and epoch 2 still holds
+    epoch 1's; neither is fed."""
+    pl = importlib.import_module("lightning.pytorch")
+    model = with_validation(pl)
+    callback = EveCallback(interval="epoch", monitor="val_loss")
+    fit = trainer(pl, [callback], max_epochs=4, limit_val_batches=1, check_val_every_n_epoch=2)
+    fit.fit(model, train_dataloaders=data(), val_dataloaders=data(batches=1, seed=1))
+
+    assert len(model.val_losses) == 2
+    assert callback.schedulers[0].state.t == 2
+    factors = factors_before_each_loss(model.val_losses)
+    assert model.lrs == [LR * factors[t // 12] for t in range(24)]
+
+
+@pytest.mark.parametrize("validate", [True, False], ids=["validation", "no-validation"])
+def test_a_monitored_metric_missing_at_the_epoch_end_lists_the_available_ones(
+    validate: bool,
+) -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = with_validation(pl)
+    fit = trainer(pl, [EveCallback(interval="epoch", monitor="val_los")], max_epochs=1)
+    with pytest.raises(ValueError, match=r"no metric 'val_los'; available metrics: \["):
+        fit.fit(model, data(), data(batches=1, seed=1) if validate else None)
+
+
 def test_monitor_a_training_metric_every_step() -> None:
     pl = importlib.import_module("lightning.pytorch")
     model = regressor(pl)
@@ -638,8 +664,10 @@ def test_a_schedule_stepped_in_a_batch_without_an_optimizer_step_keeps_the_facto
     assert model.lrs == pytest.approx(expected_lrs(unscaled, model.losses), rel=1e-12, abs=0)
 
 
-def test_epoch_interval_feeds_an_epoch_cut_short() -> None:
+def test_epoch_interval_feeds_an_epoch_cut_short(tmp_path: Path) -> None:
     pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.loggers import CSVLogger
+
     base = type(regressor(pl))
 
     class CutShort(base):
@@ -648,10 +676,16 @@ def test_epoch_interval_feeds_an_epoch_cut_short() -> None:
 
     model = CutShort()
     callback = EveCallback(interval="epoch")
-    trainer(pl, [callback], max_epochs=3).fit(model, data())
+    logger = CSVLogger(tmp_path, name="run", version=0)
+    trainer(pl, [callback], max_epochs=3, logger=logger, log_every_n_steps=1).fit(model, data())
     epoch_means = [sum(model.losses[3 * e : 3 * e + 3]) / 3 for e in range(3)]
     factors = factors_before_each_loss(epoch_means)
     assert model.lrs == [LR * factors[t // 3] for t in range(9)]
+
+    with open(tmp_path / "run" / "version_0" / "metrics.csv") as stream:
+        fed = [row for row in csv.DictReader(stream) if row.get("feedback/loss")]
+    assert [int(row["step"]) for row in fed] == [2, 5, 8]  # logged once, at each feed
+    assert [float(row["feedback/loss"]) for row in fed] == pytest.approx(epoch_means, rel=1e-6)
     assert callback.schedulers[0].state.t == 3
 
 
@@ -793,6 +827,36 @@ def test_logs_factor_state_and_the_lr_used(tmp_path: Path) -> None:
         assert float(row["feedback/v"]) == pytest.approx(sequences["v"][t], rel=1e-5, abs=1e-12)
         assert float(row["feedback/loss"]) == pytest.approx(model.losses[t - 1], rel=1e-6)
         assert float(row["feedback/lr"]) == pytest.approx(model.lrs[t - 1], rel=1e-6)
+
+
+def test_an_epoch_end_feed_is_logged_once_at_the_last_step_of_its_epoch(
+    tmp_path: Path,
+) -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.loggers import CSVLogger
+
+    model = with_validation(pl)
+    logger = CSVLogger(tmp_path, name="run", version=0)
+    callback = EveCallback(interval="epoch", monitor="val_loss")
+    fit = trainer(
+        pl, [callback], max_epochs=3, limit_val_batches=1, logger=logger, log_every_n_steps=1
+    )
+    fit.fit(model, data(), data(batches=1, seed=1))
+
+    with open(tmp_path / "run" / "version_0" / "metrics.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    fed = [r for r in rows if r.get("feedback/loss")]
+    assert [int(r["step"]) for r in fed] == [5, 11, 17]  # each epoch's last optimizer step
+    assert [float(r["feedback/loss"]) for r in fed] == pytest.approx(model.val_losses, rel=1e-6)
+    sequences = seed_sequences(model.val_losses)
+    for t, row in enumerate(fed, start=1):
+        assert float(row["feedback/factor"]) == pytest.approx(sequences["factor"][t], rel=1e-6)
+        assert float(row["feedback/d"]) == pytest.approx(sequences["d"][t], rel=1e-6)
+    stepped = [r for r in rows if r.get("feedback/factor") and not r.get("feedback/loss")]
+    assert len(stepped) == 18  # the step logs, one per optimizer step, feed nothing
+    assert [float(r["feedback/factor"]) for r in stepped[6:12]] == pytest.approx(
+        [sequences["factor"][1]] * 6, rel=1e-6
+    )
 
 
 # -- checkpoints -----------------------------------------------------------------------

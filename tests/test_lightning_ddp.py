@@ -7,6 +7,7 @@ writes the LR of each optimizer step and its own losses to a file.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -43,6 +44,7 @@ SCRIPT = textwrap.dedent(
             x, y = batch
             loss = functional.mse_loss(self.net(x), y)
             self.losses.append(loss.item())
+            self.log("epoch_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
             return loss
 
         def configure_optimizers(self):
@@ -54,7 +56,7 @@ SCRIPT = textwrap.dedent(
             )
 
 
-    def main(out):
+    def main(out, monitor):
         from sklearn.datasets import load_diabetes
 
         x, y = load_diabetes(return_X_y=True)
@@ -66,9 +68,13 @@ SCRIPT = textwrap.dedent(
             accelerator="cpu",
             devices=2,
             strategy="ddp",
-            max_epochs=1,
-            callbacks=[EveCallback()],
-            logger=False,
+            max_epochs=1 if monitor == "none" else 2,
+            callbacks=[
+                EveCallback() if monitor == "none"
+                else EveCallback(interval="epoch", monitor="epoch_loss")
+            ],
+            logger=pl.loggers.CSVLogger(out, name="run", version=0),
+            log_every_n_steps=1,
             enable_checkpointing=False,
             enable_progress_bar=False,
             enable_model_summary=False,
@@ -82,18 +88,18 @@ SCRIPT = textwrap.dedent(
 
 
     if __name__ == "__main__":
-        main(sys.argv[1])
+        main(sys.argv[1], sys.argv[2])
     """
 )
 
 
-@pytest.mark.slow
-def test_two_process_ddp_feeds_every_rank_the_mean_loss(tmp_path: Path) -> None:
+def run_ddp(tmp_path: Path, monitor: str) -> tuple[list[dict[str, list[float]]], str]:
+    """Both ranks' recorded LRs and losses, and the run's stderr."""
     script = tmp_path / "ddp_run.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)],
+        [sys.executable, str(script), str(tmp_path), monitor],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -101,10 +107,36 @@ def test_two_process_ddp_feeds_every_rank_the_mean_loss(tmp_path: Path) -> None:
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)], run.stderr
+
+
+@pytest.mark.slow
+def test_two_process_ddp_feeds_every_rank_the_mean_loss(tmp_path: Path) -> None:
+    ranks, _ = run_ddp(tmp_path, "none")
 
     assert len(ranks[0]["lrs"]) == 6
     assert ranks[0]["losses"] != ranks[1]["losses"]  # each rank sees its own data ...
     assert ranks[0]["lrs"] == ranks[1]["lrs"]  # ... and both hold the same LR
     mean_losses = [(a + b) / 2 for a, b in zip(ranks[0]["losses"], ranks[1]["losses"], strict=True)]
     assert ranks[0]["lrs"] == [0.1 * f for f in factors_before_each_loss(mean_losses)]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_feeds_an_epoch_metric_and_logs_it_without_warnings(
+    tmp_path: Path,
+) -> None:
+    ranks, stderr = run_ddp(tmp_path, "epoch_loss")
+
+    assert "sync_dist" not in stderr  # Lightning's advice for unsynced epoch-level logs
+    assert ranks[0]["lrs"] == ranks[1]["lrs"]
+    assert [len(rank["losses"]) for rank in ranks] == [12, 12]  # 2 epochs of 6 steps
+    epoch_means = [
+        sum(rank["losses"][6 * epoch + i] for rank in ranks for i in range(6)) / 12
+        for epoch in (0, 1)
+    ]
+    factors = factors_before_each_loss(epoch_means)
+    assert ranks[0]["lrs"] == pytest.approx([0.1 * factors[t // 6] for t in range(12)], rel=1e-6)
+    with open(tmp_path / "run" / "version_0" / "metrics.csv") as stream:
+        fed = [row for row in csv.DictReader(stream) if row.get("feedback/loss")]
+    assert [int(row["step"]) for row in fed] == [5, 11]
+    assert [float(row["feedback/loss"]) for row in fed] == pytest.approx(epoch_means, rel=1e-6)
