@@ -141,11 +141,17 @@ def test_tensorboard_event_file_and_folder(
     writer.close()
     (events,) = (tmp_path / "run").iterdir()
     assert "tfevents" in events.name
+    renamed = tmp_path / "losses.bin"  # tensorboard itself reads only *tfevents* files
+    renamed.write_bytes(events.read_bytes())
     # TensorBoard stores float32; the reference sees the same float32 values.
     stored = [float(numpy.float32(loss)) for loss in losses]
     expected = reference.factors(stored, "seed")
-    for target in (events, tmp_path / "run"):
-        status, out, err = run(capsys, "replay", target, "--csv", "-")
+    for target, options in [
+        (events, []),
+        (tmp_path / "run", []),
+        (renamed, ["--format", "tensorboard"]),
+    ]:
+        status, out, err = run(capsys, "replay", target, *options, "--csv", "-")
         assert (status, err) == (0, "")
         rows = csv_rows(out)
         assert [int(row["step"]) for row in rows] == [10 * t for t in range(50)]

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,13 +203,19 @@ def _read_tensorboard(path: Path, tag: str | None) -> LossCurve:
             f"{path}: no TensorBoard event files (named *tfevents*) in this folder; "
             "give the folder of one run (e.g. lightning_logs/version_0) or its events file"
         )
-    accumulator = event_accumulator.EventAccumulator(
-        str(path), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0}
-    )
-    try:
-        accumulator.Reload()
-    except Exception as error:  # tensorboard raises several kinds on a damaged file
-        raise CliError(f"{path}: not a readable TensorBoard event file ({error})") from None
+    with tempfile.TemporaryDirectory() as folder:
+        source = path
+        if not path.is_dir() and "tfevents" not in path.name:
+            # tensorboard reads a file as events only if its name says so: give it an alias
+            source = Path(folder) / f"events.out.tfevents.{path.name}"
+            shutil.copyfile(path, source)
+        accumulator = event_accumulator.EventAccumulator(
+            str(source), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0}
+        )
+        try:
+            accumulator.Reload()
+        except Exception as error:  # tensorboard raises several kinds on a damaged file
+            raise CliError(f"{path}: not a readable TensorBoard event file ({error})") from None
     tags = accumulator.Tags()
     scalars = list(tags["scalars"])  # written by torch's SummaryWriter, tensorboardX
     try:  # TensorFlow 2 writes scalars as tensors tagged with the "scalars" plugin
