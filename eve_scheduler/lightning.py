@@ -157,7 +157,7 @@ class EveCallback(Callback):
         self._feedbacks: list[_OptimizerFeedback] = []
         self._global_step_at_batch_start = 0
         self._validated = False  # validation ran since the last end of a training epoch
-        self._last_monitored: Any = None  # the metric object fed at the last epoch end
+        self._monitored_at_epoch_start: Any = None  # the metric object the epoch began with
         self._state_to_restore: dict[str, Any] | None = None
         self._module_hooks = _ModuleHooks()
 
@@ -177,7 +177,7 @@ class EveCallback(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Runs after the optimizers and their schedules are restored from a checkpoint.
         self._detach()
-        self._validated, self._last_monitored = False, None
+        self._validated = False
         driven = self._driven_optimizers(trainer)
         self._check_no_other_feedback(trainer, [optimizer for _, optimizer in driven])
         several = len(trainer.optimizers) > 1
@@ -311,6 +311,10 @@ class EveCallback(Callback):
                 self._log(trainer, pl_module, feedback, on_step=True)
             feedback.end_step()
 
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.interval == "epoch" and self.monitor is not None:
+            self._monitored_at_epoch_start = trainer.callback_metrics.get(self.monitor)
+
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.sanity_checking:
             self._validated = True
@@ -333,31 +337,33 @@ class EveCallback(Callback):
         """The module's ``on_train_epoch_end``, then the feed of ``monitor`` (which that
         hook may log), before the checkpoint callbacks run theirs.
 
-        ``monitor`` is fed if it was logged anew in this epoch. An epoch without
-        validation (``check_val_every_n_epoch > 1``) leaves a validation metric
-        missing, or holding the same object as at the last feed: nothing is fed."""
+        ``monitor`` is fed if it was logged in this epoch: Lightning keeps a metric
+        not logged again (a validation metric in an epoch without validation, under
+        ``check_val_every_n_epoch > 1``) as the same object, and that is not fed. A
+        metric missing where validation did not run is not fed either; missing
+        after validation ran, or with no validation at all, it is an error."""
         end_epoch()
         if self.interval != "epoch" or self.monitor is None or not self._feedbacks:
             return
         metric = trainer.callback_metrics.get(self.monitor)
         validated, self._validated = self._validated, False
-        if metric is None and trainer.fit_loop.restarting:
-            warnings.warn(
-                f"EveCallback: resumed from a checkpoint written before the end of epoch "
-                f"{trainer.current_epoch}, and Lightning does not save logged metrics, so "
-                f"that epoch's {self.monitor!r} is not fed (Lightning skips its own "
-                "ReduceLROnPlateau step there too). To keep it, write checkpoints at the end "
-                "of the training epoch: ModelCheckpoint(save_on_train_epoch_end=True)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return
         if metric is None and trainer.enable_validation and not validated:
-            return  # validation, which may log it, did not run in this epoch
-        if metric is not None and metric is self._last_monitored:
-            return  # not logged since the last feed
+            every = trainer.check_val_every_n_epoch
+            due = every is None or (trainer.current_epoch + 1) % every == 0
+            if trainer.fit_loop.restarting and due:
+                warnings.warn(
+                    f"EveCallback: resumed from a checkpoint written before the end of epoch "
+                    f"{trainer.current_epoch}, and Lightning does not save logged metrics, "
+                    f"so that epoch's {self.monitor!r} is not fed (Lightning skips its own "
+                    "ReduceLROnPlateau step there too). To keep it, write checkpoints at the "
+                    "end of the training epoch: ModelCheckpoint(save_on_train_epoch_end=True)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return  # validation, which would log it, did not run in this epoch
+        if metric is not None and metric is self._monitored_at_epoch_start:
+            return  # not logged in this epoch
         value = self._reduce(trainer, module, _as_tensor(self._monitored(trainer)))
-        self._last_monitored = metric
         for feedback in self._feedbacks:
             feedback.feed(value)
             self._log(trainer, module, feedback, on_step=False)

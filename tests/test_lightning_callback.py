@@ -13,6 +13,7 @@ import importlib
 import math
 import pickle
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -570,6 +571,37 @@ def test_monitor_fed_only_in_the_epochs_that_validate() -> None:
     assert model.lrs == [LR * factors[t // 12] for t in range(24)]
 
 
+@pytest.mark.parametrize("namespace", NAMESPACES)
+@pytest.mark.parametrize("where", ["training_step", "on_train_epoch_end"])
+def test_monitor_a_training_metric_fed_only_in_the_epochs_that_log_it(
+    namespace: str, where: str
+) -> None:
+    """Lightning keeps a metric an epoch did not log (the previous epoch's value)."""
+    pl = importlib.import_module(namespace)
+    scores = [3.0, 2.0, None, 1.5, 1.0]  # epoch 2 logs nothing
+    base = type(regressor(pl))
+
+    class Scored(base):
+        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+            if where == "training_step" and scores[self.current_epoch] is not None:
+                self.log("score", scores[self.current_epoch], on_step=False, on_epoch=True)
+            loss: Tensor = super().training_step(batch, batch_idx)
+            return loss
+
+        def on_train_epoch_end(self) -> None:
+            if where == "on_train_epoch_end" and scores[self.current_epoch] is not None:
+                self.log("score", scores[self.current_epoch])
+
+    model = Scored()
+    callback = EveCallback(interval="epoch", monitor="score")
+    trainer(pl, [callback], max_epochs=5).fit(model, data())
+
+    assert callback.schedulers[0].state.t == 4
+    factors = factors_before_each_loss([3.0, 2.0, 1.5, 1.0])
+    by_epoch = [factors[0], factors[1], factors[2], factors[2], factors[3]]
+    assert model.lrs == [LR * by_epoch[t // 6] for t in range(30)]
+
+
 @pytest.mark.parametrize("validate", [True, False], ids=["validation", "no-validation"])
 def test_a_monitored_metric_missing_at_the_epoch_end_lists_the_available_ones(
     validate: bool,
@@ -958,6 +990,29 @@ def test_resume_with_a_monitored_validation_metric(
             rest, callback = run("rest", 3, checkpoint)
         assert callback.schedulers[0].state.t == 2
         assert rest.lrs[:6] == [LR * 0.5] * 6  # epoch 0's value was lost: still factor_0
+
+
+def test_resume_in_an_epoch_without_validation_warns_of_nothing(tmp_path: Path) -> None:
+    """``check_val_every_n_epoch=2``: epoch 0 has no ``val_loss`` to lose."""
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def run(folder: str, ckpt_path: str | None, **options: Any) -> tuple[Any, EveCallback]:
+        model = with_validation(pl)
+        callback = EveCallback(interval="epoch", monitor="val_loss")
+        saver = ModelCheckpoint(dirpath=tmp_path / folder, every_n_train_steps=3, save_top_k=-1)
+        settings = {"limit_val_batches": 1, "check_val_every_n_epoch": 2, **options}
+        fit = trainer(pl, [callback, saver], enable_checkpointing=True, **settings)
+        fit.fit(model, data(), data(batches=1, seed=1), ckpt_path=ckpt_path)
+        return model, callback
+
+    whole, _ = run("whole", None, max_epochs=2)
+    first, _ = run("part", None, max_steps=3)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="EveCallback")
+        rest, callback = run("rest", str(tmp_path / "part" / "epoch=0-step=3.ckpt"), max_epochs=2)
+    assert callback.schedulers[0].state.t == 1
+    assert first.lrs + rest.lrs == whole.lrs
 
 
 def test_resume_keeps_an_lr_change_made_after_the_last_batch_of_the_epoch(
