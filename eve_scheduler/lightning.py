@@ -156,7 +156,10 @@ class EveCallback(Callback):
         self.scheduler_options = dict(scheduler_options)
         self._feedbacks: list[_OptimizerFeedback] = []
         self._global_step_at_batch_start = 0
-        self._validated = False  # validation ran since the last end of a training epoch
+        # What the end of a training epoch needs to know to feed ``monitor`` (epoch interval):
+        self._trained = False  # a training batch started in this epoch, in this process
+        self._validated = False  # validation ran in this epoch, in this process
+        self._validation_lost = False  # it ran before the checkpoint this run resumed from
         self._monitored_at_epoch_start: Any = None  # the metric object the epoch began with
         self._state_to_restore: dict[str, Any] | None = None
         self._module_hooks = _ModuleHooks()
@@ -177,7 +180,7 @@ class EveCallback(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Runs after the optimizers and their schedules are restored from a checkpoint.
         self._detach()
-        self._validated = False
+        self._trained = self._validated = self._validation_lost = False
         driven = self._driven_optimizers(trainer)
         self._check_no_other_feedback(trainer, [optimizer for _, optimizer in driven])
         several = len(trainer.optimizers) > 1
@@ -257,6 +260,7 @@ class EveCallback(Callback):
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self._global_step_at_batch_start = trainer.global_step
+        self._trained = True
         for feedback in self._feedbacks:
             feedback.keep_outside_changes()
 
@@ -337,36 +341,52 @@ class EveCallback(Callback):
         """The module's ``on_train_epoch_end``, then the feed of ``monitor`` (which that
         hook may log), before the checkpoint callbacks run theirs.
 
-        ``monitor`` is fed if it was logged in this epoch: Lightning keeps a metric
-        not logged again (a validation metric in an epoch without validation, under
-        ``check_val_every_n_epoch > 1``) as the same object, and that is not fed. A
-        metric missing where validation did not run is not fed either; missing
-        after validation ran, or with no validation at all, it is an error."""
+        ``monitor`` is fed if it was logged in this epoch (see ``_logged_this_epoch``)."""
         end_epoch()
         if self.interval != "epoch" or self.monitor is None or not self._feedbacks:
             return
-        metric = trainer.callback_metrics.get(self.monitor)
-        validated, self._validated = self._validated, False
-        if metric is None and trainer.enable_validation and not validated:
-            every = trainer.check_val_every_n_epoch
-            due = every is None or (trainer.current_epoch + 1) % every == 0
-            if trainer.fit_loop.restarting and due:
-                warnings.warn(
-                    f"EveCallback: resumed from a checkpoint written before the end of epoch "
-                    f"{trainer.current_epoch}, and Lightning does not save logged metrics, "
-                    f"so that epoch's {self.monitor!r} is not fed (Lightning skips its own "
-                    "ReduceLROnPlateau step there too). To keep it, write checkpoints at the "
-                    "end of the training epoch: ModelCheckpoint(save_on_train_epoch_end=True)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            return  # validation, which would log it, did not run in this epoch
-        if metric is not None and metric is self._monitored_at_epoch_start:
-            return  # not logged in this epoch
-        value = self._reduce(trainer, module, _as_tensor(self._monitored(trainer)))
+        metric = self._logged_this_epoch(trainer)
+        if metric is None:
+            return
+        value = self._reduce(trainer, module, _as_tensor(metric))
         for feedback in self._feedbacks:
             feedback.feed(value)
             self._log(trainer, module, feedback, on_step=False)
+
+    def _logged_this_epoch(self, trainer: Trainer) -> Any:
+        """``monitor`` at the end of a training epoch, or None where there is nothing to feed.
+
+        Lightning keeps a metric that an epoch did not log (a validation metric in an
+        epoch without validation, under ``check_val_every_n_epoch > 1``) as the same
+        object; that is not fed. Nor is a metric missing because validation did not
+        run, nor anything at the end of an epoch that Lightning replays after a
+        resume without training in it (the checkpoint holds its feed). Missing after
+        validation ran, or with no validation at all, it is an error; missing because
+        its validation ran before the checkpoint this run resumed from, a warning.
+        """
+        assert self.monitor is not None
+        metric = trainer.callback_metrics.get(self.monitor)
+        trained, validated, lost = self._trained, self._validated, self._validation_lost
+        self._trained = self._validated = self._validation_lost = False
+        if metric is None and lost and not validated:
+            warnings.warn(
+                f"EveCallback: resumed from a checkpoint written after validation and before "
+                f"the end of epoch {trainer.current_epoch}, and Lightning does not save "
+                f"logged metrics, so that epoch's {self.monitor!r} is not fed (Lightning "
+                "skips its own ReduceLROnPlateau step there too). To keep it, write "
+                "checkpoints at the end of the training epoch: "
+                "ModelCheckpoint(save_on_train_epoch_end=True)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+        if not trained and not validated:
+            return None  # Lightning replays the end of the epoch the checkpoint was written at
+        if metric is None and trainer.enable_validation and not validated:
+            return None  # validation, which would log it, did not run in this epoch
+        if metric is not None and metric is self._monitored_at_epoch_start:
+            return None  # not logged in this epoch
+        return self._monitored(trainer)  # raises if it is missing
 
     def _step_schedule(self, step: Any, schedule: Any, metric: Any) -> None:
         """The module's ``lr_scheduler_step``: a schedule stepped where no optimizer step
@@ -456,12 +476,15 @@ class EveCallback(Callback):
     # -- checkpoints -------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain data: each driven optimizer's scheduler state and the losses not yet fed."""
+        """Plain data: each driven optimizer's scheduler state and the losses not yet fed,
+        and whether validation ran in the epoch under way."""
         if not self._feedbacks:
             return dict(self._state_to_restore or {})
         return {
             "version": STATE_VERSION,
             "optimizers": [feedback.state_dict() for feedback in self._feedbacks],
+            # logged metrics are not saved: on resume, a validation value of this epoch is lost
+            "validated_in_epoch": self._validated or self._validation_lost,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -485,6 +508,7 @@ class EveCallback(Callback):
             )
         for feedback, state in zip(self._feedbacks, saved, strict=True):
             feedback.load_state_dict(state)
+        self._validation_lost = bool(state_dict.get("validated_in_epoch", False))
 
 
 class _OptimizerFeedback:

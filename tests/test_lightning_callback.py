@@ -992,8 +992,15 @@ def test_resume_with_a_monitored_validation_metric(
         assert rest.lrs[:6] == [LR * 0.5] * 6  # epoch 0's value was lost: still factor_0
 
 
-def test_resume_in_an_epoch_without_validation_warns_of_nothing(tmp_path: Path) -> None:
-    """``check_val_every_n_epoch=2``: epoch 0 has no ``val_loss`` to lose."""
+@pytest.mark.parametrize(
+    "validation",
+    [{"check_val_every_n_epoch": 2}, {"check_val_every_n_epoch": None, "val_check_interval": 8}],
+    ids=["every-2-epochs", "every-8-steps"],
+)
+def test_resume_in_an_epoch_without_validation_warns_of_nothing(
+    tmp_path: Path, validation: dict[str, Any]
+) -> None:
+    """Epoch 0 has no ``val_loss`` to lose (validation first runs in epoch 1)."""
     pl = importlib.import_module("lightning.pytorch")
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -1001,18 +1008,54 @@ def test_resume_in_an_epoch_without_validation_warns_of_nothing(tmp_path: Path) 
         model = with_validation(pl)
         callback = EveCallback(interval="epoch", monitor="val_loss")
         saver = ModelCheckpoint(dirpath=tmp_path / folder, every_n_train_steps=3, save_top_k=-1)
-        settings = {"limit_val_batches": 1, "check_val_every_n_epoch": 2, **options}
+        settings = {"limit_val_batches": 1, **validation, **options}
         fit = trainer(pl, [callback, saver], enable_checkpointing=True, **settings)
         fit.fit(model, data(), data(batches=1, seed=1), ckpt_path=ckpt_path)
         return model, callback
 
-    whole, _ = run("whole", None, max_epochs=2)
+    whole, _ = run("whole", None, max_epochs=3)
     first, _ = run("part", None, max_steps=3)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="EveCallback")
-        rest, callback = run("rest", str(tmp_path / "part" / "epoch=0-step=3.ckpt"), max_epochs=2)
-    assert callback.schedulers[0].state.t == 1
+        rest, callback = run("rest", str(tmp_path / "part" / "epoch=0-step=3.ckpt"), max_epochs=3)
+    assert callback.schedulers[0].state.t == len(whole.val_losses) >= 1
     assert first.lrs + rest.lrs == whole.lrs
+
+
+@pytest.mark.parametrize("monitor", ["val_loss", "score"])
+def test_a_resume_by_steps_from_an_epoch_end_checkpoint_feeds_that_epoch_once(
+    tmp_path: Path, monitor: str
+) -> None:
+    """With ``max_steps``, Lightning runs the end of the checkpoint's epoch again on
+    resume; its value (fed before the checkpoint) is not fed again, and nothing warns."""
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    base = type(with_validation(pl))
+
+    class Scored(base):
+        def on_train_epoch_end(self) -> None:
+            self.log("score", 10.0 - self.current_epoch)
+
+    def run(folder: str, ckpt_path: str | None) -> tuple[Any, EveCallback]:
+        model = Scored()
+        callback = EveCallback(interval="epoch", monitor=monitor)
+        saver = ModelCheckpoint(
+            dirpath=tmp_path / folder, save_top_k=-1, save_on_train_epoch_end=True
+        )
+        fit = trainer(
+            pl, [callback, saver], max_epochs=-1, max_steps=18, limit_val_batches=1,
+            enable_checkpointing=True,
+        )
+        fit.fit(model, data(), data(batches=1, seed=1), ckpt_path=ckpt_path)
+        return model, callback
+
+    whole, _ = run("whole", None)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="EveCallback")
+        rest, callback = run("rest", str(tmp_path / "whole" / "epoch=0-step=6.ckpt"))
+    assert callback.schedulers[0].state.t == 3
+    assert rest.lrs == whole.lrs[6:]
 
 
 def test_resume_keeps_an_lr_change_made_after_the_last_batch_of_the_epoch(
