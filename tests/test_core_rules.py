@@ -24,15 +24,20 @@ from eve_scheduler.core import (
 REL = 1e-12
 
 
-def test_core_imports_no_torch() -> None:
-    code = "import eve_scheduler.core, sys; assert 'torch' not in sys.modules, 'torch imported'"
+def run_in_a_fresh_interpreter(code: str) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
+def test_core_imports_no_torch() -> None:
+    run_in_a_fresh_interpreter(
+        "import eve_scheduler.core, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+
+
 def test_star_import_works_without_lightning() -> None:
     # A torch-only install: Lightning cannot be imported, so EveCallback is not exported.
-    code = (
+    run_in_a_fresh_interpreter(
         "import sys\n"
         "for name in ('lightning', 'lightning.pytorch', 'pytorch_lightning'):\n"
         "    sys.modules[name] = None\n"
@@ -40,20 +45,16 @@ def test_star_import_works_without_lightning() -> None:
         "assert LossFeedbackScheduler.__name__ == 'LossFeedbackScheduler'\n"
         "assert 'EveCallback' not in dir()\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
 
 
 def test_star_import_exports_every_name_with_lightning() -> None:
-    code = (
+    run_in_a_fresh_interpreter(
         "import eve_scheduler\n"
         "from eve_scheduler import *\n"
         "assert 'EveCallback' in eve_scheduler.__all__\n"
         "imported = dir()\n"
         "assert all(name in imported for name in eve_scheduler.__all__)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
 
 
 # -- hand-worked first steps --------------------------------------------------------
