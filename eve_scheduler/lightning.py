@@ -156,10 +156,12 @@ class EveCallback(Callback):
         self.scheduler_options = dict(scheduler_options)
         self._feedbacks: list[_OptimizerFeedback] = []
         self._global_step_at_batch_start = 0
-        # What the end of a training epoch needs to know to feed ``monitor`` (epoch interval):
-        self._trained = False  # a training batch started in this epoch, in this process
-        self._validated = False  # validation ran in this epoch, in this process
-        self._validation_lost = False  # it ran before the checkpoint this run resumed from
+        # What the end of a training epoch needs to know to feed ``monitor`` (epoch interval),
+        # as epoch numbers: the last epoch whose end was handled, the last that validated in
+        # this process, and the last that validated before the checkpoint resumed from.
+        self._ended_epoch = -1
+        self._validated_epoch: int | None = None
+        self._validated_before_resume: int | None = None
         self._monitored_at_epoch_start: Any = None  # the metric object the epoch began with
         self._state_to_restore: dict[str, Any] | None = None
         self._module_hooks = _ModuleHooks()
@@ -180,7 +182,8 @@ class EveCallback(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Runs after the optimizers and their schedules are restored from a checkpoint.
         self._detach()
-        self._trained = self._validated = self._validation_lost = False
+        self._ended_epoch = trainer.current_epoch - 1  # unless the checkpoint says otherwise
+        self._validated_epoch = self._validated_before_resume = None
         driven = self._driven_optimizers(trainer)
         self._check_no_other_feedback(trainer, [optimizer for _, optimizer in driven])
         several = len(trainer.optimizers) > 1
@@ -260,7 +263,6 @@ class EveCallback(Callback):
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self._global_step_at_batch_start = trainer.global_step
-        self._trained = True
         for feedback in self._feedbacks:
             feedback.keep_outside_changes()
 
@@ -321,7 +323,7 @@ class EveCallback(Callback):
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._validated = True
+            self._validated_epoch = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # The epoch's mean loss is fed at its last batch. An epoch that ended otherwise (the
@@ -343,9 +345,10 @@ class EveCallback(Callback):
 
         ``monitor`` is fed if it was logged in this epoch (see ``_logged_this_epoch``)."""
         end_epoch()
-        if self.interval != "epoch" or self.monitor is None or not self._feedbacks:
-            return
-        metric = self._logged_this_epoch(trainer)
+        metric = None
+        if self.interval == "epoch" and self.monitor is not None and self._feedbacks:
+            metric = self._logged_this_epoch(trainer)
+        self._ended_epoch = max(self._ended_epoch, trainer.current_epoch)
         if metric is None:
             return
         value = self._reduce(trainer, module, _as_tensor(metric))
@@ -359,34 +362,46 @@ class EveCallback(Callback):
         Lightning keeps a metric that an epoch did not log (a validation metric in an
         epoch without validation, under ``check_val_every_n_epoch > 1``) as the same
         object; that is not fed. Nor is a metric missing because validation did not
-        run, nor anything at the end of an epoch that Lightning replays after a
-        resume without training in it (the checkpoint holds its feed). Missing after
-        validation ran, or with no validation at all, it is an error; missing because
-        its validation ran before the checkpoint this run resumed from, a warning.
+        run. Missing after validation ran, or with no validation at all, it is an error.
+
+        On resume, Lightning may run the end of the checkpoint's epoch again (fed
+        before the checkpoint: not fed again), or skip the end of an epoch whose last
+        batch the checkpoint was written at (a warning); a validation metric logged
+        before the checkpoint is gone (a warning), as Lightning saves no metrics.
         """
         assert self.monitor is not None
+        epoch, ended = trainer.current_epoch, self._ended_epoch
+        if epoch <= ended:
+            return None  # this epoch's end was handled before the checkpoint
+        if epoch > ended + 1:
+            self._warn_not_fed(
+                f"epoch {ended + 1}'s {self.monitor!r}, if that epoch logged it,",
+                "the checkpoint it resumed from was written at that epoch's last batch, and "
+                "Lightning went on without running the epoch's end (nor a validation due there)",
+            )
         metric = trainer.callback_metrics.get(self.monitor)
-        trained, validated, lost = self._trained, self._validated, self._validation_lost
-        self._trained = self._validated = self._validation_lost = False
-        if metric is None and lost and not validated:
-            warnings.warn(
-                f"EveCallback: resumed from a checkpoint written after validation and before "
-                f"the end of epoch {trainer.current_epoch}, and Lightning does not save "
-                f"logged metrics, so that epoch's {self.monitor!r} is not fed (Lightning "
-                "skips its own ReduceLROnPlateau step there too). To keep it, write "
-                "checkpoints at the end of the training epoch: "
-                "ModelCheckpoint(save_on_train_epoch_end=True)",
-                RuntimeWarning,
-                stacklevel=3,
+        validated = self._validated_epoch == epoch
+        if metric is None and self._validated_before_resume == epoch and not validated:
+            self._warn_not_fed(
+                f"epoch {epoch}'s {self.monitor!r}",
+                "the checkpoint it resumed from was written after that epoch's validation, "
+                "and Lightning saves no logged metrics",
             )
             return None
-        if not trained and not validated:
-            return None  # Lightning replays the end of the epoch the checkpoint was written at
         if metric is None and trainer.enable_validation and not validated:
             return None  # validation, which would log it, did not run in this epoch
         if metric is not None and metric is self._monitored_at_epoch_start:
             return None  # not logged in this epoch
         return self._monitored(trainer)  # raises if it is missing
+
+    def _warn_not_fed(self, what: str, why: str) -> None:
+        warnings.warn(
+            f"EveCallback: {what} is not fed: {why}. "
+            "To keep it, write checkpoints at the end of the training epoch: "
+            "ModelCheckpoint(save_on_train_epoch_end=True)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def _step_schedule(self, step: Any, schedule: Any, metric: Any) -> None:
         """The module's ``lr_scheduler_step``: a schedule stepped where no optimizer step
@@ -477,14 +492,14 @@ class EveCallback(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """Plain data: each driven optimizer's scheduler state and the losses not yet fed,
-        and whether validation ran in the epoch under way."""
+        the last epoch whose end was handled and the last epoch that validated."""
         if not self._feedbacks:
             return dict(self._state_to_restore or {})
         return {
             "version": STATE_VERSION,
             "optimizers": [feedback.state_dict() for feedback in self._feedbacks],
-            # logged metrics are not saved: on resume, a validation value of this epoch is lost
-            "validated_in_epoch": self._validated or self._validation_lost,
+            "ended_epoch": self._ended_epoch,
+            "validated_epoch": _latest(self._validated_epoch, self._validated_before_resume),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -508,7 +523,8 @@ class EveCallback(Callback):
             )
         for feedback, state in zip(self._feedbacks, saved, strict=True):
             feedback.load_state_dict(state)
-        self._validation_lost = bool(state_dict.get("validated_in_epoch", False))
+        self._ended_epoch = state_dict.get("ended_epoch", self._ended_epoch)
+        self._validated_before_resume = state_dict.get("validated_epoch")
 
 
 class _OptimizerFeedback:
@@ -806,6 +822,11 @@ def _as_tensor(value: Any) -> Tensor:
     if isinstance(value, Tensor):
         return value.detach().reshape(())
     return torch.tensor(loss_to_float(value), dtype=torch.float64)
+
+
+def _latest(*epochs: int | None) -> int | None:
+    """The latest of the epoch numbers that are not None, or None."""
+    return max((epoch for epoch in epochs if epoch is not None), default=None)
 
 
 def _host_tensor(value: float | Tensor) -> Tensor:

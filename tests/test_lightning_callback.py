@@ -986,7 +986,7 @@ def test_resume_with_a_monitored_validation_metric(
         assert first.lrs + rest.lrs == whole.lrs
         assert callback.schedulers[0].state.t == 3
     else:
-        with pytest.warns(RuntimeWarning, match="that epoch's 'val_loss' is not fed"):
+        with pytest.warns(RuntimeWarning, match="epoch 0's 'val_loss' is not fed"):
             rest, callback = run("rest", 3, checkpoint)
         assert callback.schedulers[0].state.t == 2
         assert rest.lrs[:6] == [LR * 0.5] * 6  # epoch 0's value was lost: still factor_0
@@ -1056,6 +1056,52 @@ def test_a_resume_by_steps_from_an_epoch_end_checkpoint_feeds_that_epoch_once(
         rest, callback = run("rest", str(tmp_path / "whole" / "epoch=0-step=6.ckpt"))
     assert callback.schedulers[0].state.t == 3
     assert rest.lrs == whole.lrs[6:]
+
+
+def scored_with_validation(pl: Any) -> Any:
+    """``with_validation`` that also logs ``score`` (10, 9, 8, ...) at each epoch's end."""
+    base = type(with_validation(pl))
+
+    class Scored(base):
+        def on_train_epoch_end(self) -> None:
+            self.log("score", 10.0 - self.current_epoch)
+
+    return Scored()
+
+
+@pytest.mark.parametrize("written_at", ["validation-end", "last-batch"])
+def test_resume_feeds_an_epoch_end_metric_unless_lightning_skips_the_epoch_end(
+    tmp_path: Path, written_at: str
+) -> None:
+    """A checkpoint at validation end resumes with the epoch's end still to run: its
+    ``score`` is fed. One at the epoch's last batch resumes in the next epoch: Lightning
+    never runs that end, and the callback warns that its value is not fed."""
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def run(folder: str, ckpt_path: str | None = None) -> EveCallback:
+        callback = EveCallback(interval="epoch", monitor="score")
+        if written_at == "validation-end":
+            saver = ModelCheckpoint(tmp_path / folder, save_top_k=-1, save_on_train_epoch_end=False)
+        else:
+            saver = ModelCheckpoint(tmp_path / folder, save_top_k=-1, every_n_train_steps=6)
+        fit = trainer(
+            pl, [callback, saver], max_epochs=3, limit_val_batches=1, enable_checkpointing=True
+        )
+        fit.fit(scored_with_validation(pl), data(), data(batches=1, seed=1), ckpt_path=ckpt_path)
+        return callback
+
+    assert run("whole").schedulers[0].state.t == 3
+    checkpoint = str(tmp_path / "whole" / "epoch=0-step=6.ckpt")
+    if written_at == "validation-end":
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="EveCallback")
+            resumed = run("rest", checkpoint)
+        assert resumed.schedulers[0].state.t == 3
+    else:
+        with pytest.warns(RuntimeWarning, match="epoch 0's 'score', if that epoch logged it, is"):
+            resumed = run("rest", checkpoint)
+        assert resumed.schedulers[0].state.t == 2
 
 
 def test_resume_keeps_an_lr_change_made_after_the_last_batch_of_the_epoch(
