@@ -322,7 +322,7 @@ class EveCallback(Callback):
             self._monitored_at_epoch_start = trainer.callback_metrics.get(self.monitor)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not trainer.sanity_checking:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
             self._validated_epoch = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -345,6 +345,8 @@ class EveCallback(Callback):
 
         ``monitor`` is fed if it was logged in this epoch (see ``_logged_this_epoch``)."""
         end_epoch()
+        if _stopped_before_the_last_batch(trainer):
+            return  # max_steps, or a stop request: a resume runs the rest, and then this end
         metric = None
         if self.interval == "epoch" and self.monitor is not None and self._feedbacks:
             metric = self._logged_this_epoch(trainer)
@@ -376,8 +378,9 @@ class EveCallback(Callback):
         if epoch > ended + 1:
             self._warn_not_fed(
                 f"epoch {ended + 1}'s {self.monitor!r}, if that epoch logged it,",
-                "the checkpoint it resumed from was written at that epoch's last batch, and "
-                "Lightning went on without running the epoch's end (nor a validation due there)",
+                "the checkpoint it resumed from was written before that epoch's end was handled "
+                "(at its last batch, say), and Lightning went on without running it (nor a "
+                "validation due there)",
             )
         metric = trainer.callback_metrics.get(self.monitor)
         validated = self._validated_epoch == epoch
@@ -832,6 +835,14 @@ def _latest(*epochs: int | None) -> int | None:
 def _host_tensor(value: float | Tensor) -> Tensor:
     """A tensor as it is; a Python number as a 0-d float64 tensor on the CPU."""
     return value if isinstance(value, Tensor) else torch.tensor(value, dtype=torch.float64)
+
+
+def _stopped_before_the_last_batch(trainer: Trainer) -> bool:
+    """Whether training stopped (``max_steps``, ``should_stop``) in the middle of the epoch."""
+    stopped = trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    ran_all = progress.is_last_batch or progress.current.ready >= trainer.num_training_batches
+    return bool(stopped and not ran_all)
 
 
 def _is_last_batch(trainer: Trainer, batch_idx: int) -> bool:

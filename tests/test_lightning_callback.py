@@ -1104,6 +1104,49 @@ def test_resume_feeds_an_epoch_end_metric_unless_lightning_skips_the_epoch_end(
         assert resumed.schedulers[0].state.t == 2
 
 
+def test_a_run_that_max_steps_stopped_mid_epoch_and_a_resume_extends_feeds_every_epoch(
+    tmp_path: Path,
+) -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def run(folder: str, max_steps: int, ckpt_path: str | None = None) -> EveCallback:
+        callback = EveCallback(interval="epoch", monitor="val_loss")
+        saver = ModelCheckpoint(tmp_path / folder, save_last=True)
+        fit = trainer(
+            pl, [callback, saver], max_epochs=-1, max_steps=max_steps, limit_val_batches=1,
+            enable_checkpointing=True,
+        )
+        fit.fit(with_validation(pl), data(), data(batches=1, seed=1), ckpt_path=ckpt_path)
+        return callback
+
+    assert run("whole", 18).schedulers[0].state.t == 3
+    assert run("part", 9).schedulers[0].state.t == 1  # epoch 1 stopped after 3 of 6 batches
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="EveCallback")
+        extended = run("part", 18, str(tmp_path / "part" / "last.ckpt"))
+    assert extended.schedulers[0].state.t == 3
+
+
+def test_a_validation_after_fit_is_not_taken_for_the_epochs(tmp_path: Path) -> None:
+    """``trainer.validate()`` after ``fit``, then a checkpoint: resuming warns of nothing."""
+    pl = importlib.import_module("lightning.pytorch")
+    model = with_validation(pl)
+    options = {"limit_val_batches": 1, "check_val_every_n_epoch": 2}
+    fit = trainer(pl, [EveCallback(interval="epoch", monitor="val_loss")], max_epochs=2, **options)
+    fit.fit(model, data(), data(batches=1, seed=1))
+    fit.validate(model, data(batches=1, seed=1), verbose=False)
+    fit.save_checkpoint(tmp_path / "final.ckpt")
+
+    callback = EveCallback(interval="epoch", monitor="val_loss")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="EveCallback")
+        resumed = trainer(pl, [callback], max_epochs=3, **options)
+        checkpoint = str(tmp_path / "final.ckpt")
+        resumed.fit(with_validation(pl), data(), data(batches=1, seed=1), ckpt_path=checkpoint)
+    assert callback.schedulers[0].state.t == 1  # epoch 1's; epoch 2 does not validate
+
+
 def test_resume_keeps_an_lr_change_made_after_the_last_batch_of_the_epoch(
     tmp_path: Path,
 ) -> None:
