@@ -330,8 +330,11 @@ class EveCallback(Callback):
         # module's on_train_batch_start returned -1; a training_step(dataloader_iter) met
         # the end of the data) is fed here; one that training left unfinished (max_steps,
         # should_stop) keeps its sum, saved in checkpoints, for a resume.
-        stopped = trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step
-        if self.interval == "epoch" and self.monitor is None and not stopped:
+        if (
+            self.interval == "epoch"
+            and self.monitor is None
+            and not _stopped_before_the_last_batch(trainer)
+        ):
             for feedback in self._feedbacks:
                 if feedback.epoch_count:
                     self._feed_epoch_loss(trainer, pl_module, feedback)
