@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import random
 import subprocess
 import sys
@@ -443,6 +444,17 @@ def test_a_failed_write_to_stdout_is_an_error_without_a_traceback(tmp_path: Path
         )
     assert result.returncode == 2
     assert result.stderr == ("eve-scheduler replay: error: [Errno 28] No space left on device\n")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_named_pipe_as_tensorboard_events_is_refused_with_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipe = tmp_path / "losses.pipe"
+    os.mkfifo(pipe)  # never opened: tensorboard needs a file it can seek in
+    status, _, err = run(capsys, "replay", pipe, "--format", "tensorboard")
+    assert status == 2
+    assert err.startswith(f"eve-scheduler replay: error: {pipe}: cannot read it (")
 
 
 def test_missing_tensorboard_tag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -208,7 +208,10 @@ def _read_tensorboard(path: Path, tag: str | None) -> LossCurve:
         if not path.is_dir() and "tfevents" not in path.name:
             # tensorboard reads a file as events only if its name says so: give it an alias
             source = Path(folder) / f"events.out.tfevents.{path.name}"
-            shutil.copyfile(path, source)
+            try:
+                shutil.copyfile(path, source)
+            except OSError as error:  # a pipe or another special file, or no room
+                raise CliError(f"{path}: cannot read it ({error.strerror or error})") from None
         accumulator = event_accumulator.EventAccumulator(
             str(source), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0}
         )
