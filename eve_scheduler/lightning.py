@@ -311,10 +311,10 @@ class EveCallback(Callback):
                     feedback.feed(self._reduce(trainer, pl_module, window.mean() * scale))
                 elif window is not None:
                     feedback.add_to_epoch(window)
-            if epoch_ends and feedback.epoch_count:
-                self._feed_epoch_loss(trainer, pl_module, feedback)
             if feedback.stepped:
                 self._log(trainer, pl_module, feedback, on_step=True)
+            if epoch_ends and feedback.epoch_count:
+                self._feed_epoch_loss(trainer, pl_module, feedback)  # logged at the epoch's end
             feedback.end_step()
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -329,16 +329,18 @@ class EveCallback(Callback):
         # The epoch's mean loss is fed at its last batch. An epoch that ended otherwise (the
         # module's on_train_batch_start returned -1; a training_step(dataloader_iter) met
         # the end of the data) is fed here; one that training left unfinished (max_steps,
-        # should_stop) keeps its sum, saved in checkpoints, for a resume.
-        if (
+        # should_stop) keeps its sum, saved in checkpoints, for a resume. Either feed is
+        # logged here, once, as an epoch-level metric.
+        feeds = (
             self.interval == "epoch"
             and self.monitor is None
             and not _stopped_before_the_last_batch(trainer)
-        ):
-            for feedback in self._feedbacks:
-                if feedback.epoch_count:
-                    self._feed_epoch_loss(trainer, pl_module, feedback)
-                    self._log(trainer, pl_module, feedback, on_step=False)
+        )
+        for feedback in self._feedbacks:
+            if feeds and feedback.epoch_count:
+                self._feed_epoch_loss(trainer, pl_module, feedback)
+            if feedback.fed is not None:
+                self._log(trainer, pl_module, feedback, on_step=False)
 
     def _end_epoch(
         self, end_epoch: Callable[[], None], *, trainer: Trainer, module: LightningModule
@@ -670,7 +672,6 @@ class _OptimizerFeedback:
             self.window = []  # the optimizer step these losses led to was skipped
         self.attempted = False
         self.stepped = False
-        self.fed = None
 
     def feed(self, value: Tensor) -> None:
         self.scheduler.step(value)

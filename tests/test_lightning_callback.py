@@ -891,6 +891,30 @@ def test_an_epoch_end_feed_is_logged_once_at_the_last_step_of_its_epoch(
     )
 
 
+def test_an_epoch_mean_loss_is_logged_whatever_log_every_n_steps(tmp_path: Path) -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.loggers import CSVLogger
+
+    model = regressor(pl)
+    logger = CSVLogger(tmp_path, name="run", version=0)
+    callback = EveCallback(interval="epoch")
+    # Six steps an epoch, step logs every fourth: of the epochs' last steps (5, 11, 17)
+    # only 11 is a logging step.
+    trainer(pl, [callback], max_epochs=3, logger=logger, log_every_n_steps=4).fit(model, data())
+
+    with open(tmp_path / "run" / "version_0" / "metrics.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    epoch_means = [sum(model.losses[6 * e : 6 * e + 6]) / 6 for e in range(3)]
+    fed = [r for r in rows if r.get("feedback/loss")]
+    assert [int(r["step"]) for r in fed] == [5, 11, 17]
+    assert [float(r["feedback/loss"]) for r in fed] == pytest.approx(epoch_means, rel=1e-6)
+    sequences = seed_sequences(epoch_means)
+    for t, row in enumerate(fed, start=1):
+        assert float(row["feedback/factor"]) == pytest.approx(sequences["factor"][t], rel=1e-6)
+    stepped = [r for r in rows if r.get("feedback/factor") and not r.get("feedback/loss")]
+    assert [int(r["step"]) for r in stepped] == [3, 7, 11, 15]
+
+
 # -- checkpoints -----------------------------------------------------------------------
 
 

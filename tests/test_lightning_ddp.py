@@ -71,6 +71,7 @@ SCRIPT = textwrap.dedent(
             max_epochs=1 if monitor == "none" else 2,
             callbacks=[
                 EveCallback() if monitor == "none"
+                else EveCallback(interval="epoch") if monitor == "epoch_mean"
                 else EveCallback(interval="epoch", monitor="epoch_loss")
             ],
             logger=pl.loggers.CSVLogger(out, name="run", version=0),
@@ -122,10 +123,13 @@ def test_two_process_ddp_feeds_every_rank_the_mean_loss(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_process_ddp_feeds_an_epoch_metric_and_logs_it_without_warnings(
-    tmp_path: Path,
+@pytest.mark.parametrize("monitor", ["epoch_loss", "epoch_mean"])
+def test_two_process_ddp_feeds_an_epoch_value_and_logs_it_without_warnings(
+    tmp_path: Path, monitor: str
 ) -> None:
-    ranks, stderr = run_ddp(tmp_path, "epoch_loss")
+    # "epoch_loss": the module's epoch-level log of its loss, as monitor; "epoch_mean":
+    # the callback's own mean of the epoch's losses. Both are the mean over ranks and steps.
+    ranks, stderr = run_ddp(tmp_path, monitor)
 
     assert "sync_dist" not in stderr  # Lightning's advice for unsynced epoch-level logs
     assert ranks[0]["lrs"] == ranks[1]["lrs"]
