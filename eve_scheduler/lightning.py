@@ -36,6 +36,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.hooks import RemovableHandle
 
+from eve_scheduler.core import EveRule, SeedRule, TrendRule
 from eve_scheduler.core._validate import check_flag, check_integer
 from eve_scheduler.losses import check_scalar, loss_to_float
 from eve_scheduler.scheduler import LossFeedbackScheduler, min_lr_per_group
@@ -96,6 +97,7 @@ class EveCallback(Callback):
 
     Args:
         rule: ``"seed"`` (default), ``"eve"`` or ``"trend"``; see :mod:`eve_scheduler.core`.
+            Or a rule object with its hyper-parameters, ``SeedRule(beta=0.95)``.
         interval: ``"step"`` (default): one loss per optimizer step. ``"epoch"``:
             one value per training epoch, the mean training loss of the epoch (or
             the value of ``monitor`` at the end of the epoch).
@@ -128,7 +130,7 @@ class EveCallback(Callback):
 
     def __init__(
         self,
-        rule: str = "seed",
+        rule: str | SeedRule | EveRule | TrendRule = "seed",
         *,
         interval: str = "step",
         monitor: str | None = None,
@@ -811,7 +813,9 @@ class _ParamGroups:
         ]
 
 
-def _check_scheduler_options(rule: str, options: dict[str, Any]) -> None:
+def _check_scheduler_options(
+    rule: str | SeedRule | EveRule | TrendRule, options: dict[str, Any]
+) -> None:
     per_group = min_lr_per_group(options.get("min_lr", 0.0))
     count = 1 if per_group is None else max(len(per_group), 1)
     groups = _ParamGroups(count, tensor_lrs=bool(options.get("capturable")))

@@ -22,7 +22,16 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from eve_scheduler.capturable import DeviceFeedback
-from eve_scheduler.core import Rule, advance, hparams_of, is_usable, make_rule
+from eve_scheduler.core import (
+    EveRule,
+    Rule,
+    SeedRule,
+    TrendRule,
+    advance,
+    hparams_of,
+    is_usable,
+    make_rule,
+)
 from eve_scheduler.core._validate import check_flag, check_range
 from eve_scheduler.losses import DeferredLosses, check_scalar, loss_to_float
 
@@ -57,6 +66,9 @@ class LossFeedbackScheduler(LRScheduler):
     Args:
         optimizer: a ``torch.optim.Optimizer`` or any object with ``param_groups``.
         rule: ``"seed"`` (default), ``"eve"`` or ``"trend"``; see :mod:`eve_scheduler.core`.
+            Or a rule object with its hyper-parameters, ``SeedRule(beta=0.95)``,
+            which is what configuration files can build (LightningCLI's
+            ``class_path``, Hydra's ``_target_``).
         schedule: another LR scheduler built on the same optimizer, which this one
             then owns: each ``step(loss)`` steps it on the unscaled LRs before
             applying the factor. Do not step it yourself. Or a callable that builds
@@ -85,7 +97,7 @@ class LossFeedbackScheduler(LRScheduler):
             CUDA graph, as the usual warm-up does. Needs torch >= 2.6.
         **hparams: the rule's hyper-parameters (``beta``, ``gamma``, ``k``, ``eps``
             for ``seed``; ``c``, ``beta3`` for ``eve``; see ``TrendRule`` for
-            ``trend``; ``f_star`` for all three).
+            ``trend``; ``f_star`` for all three), with a rule given by name.
 
     Example:
         >>> model = torch.nn.Linear(2, 1)
@@ -102,7 +114,7 @@ class LossFeedbackScheduler(LRScheduler):
     def __init__(
         self,
         optimizer: Any,
-        rule: str = "seed",
+        rule: str | SeedRule | EveRule | TrendRule = "seed",
         *,
         schedule: LRScheduler | Callable[[Any], LRScheduler] | None = None,
         min_lr: float | Sequence[float] = 0.0,

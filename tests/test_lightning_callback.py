@@ -34,7 +34,7 @@ from torch.optim.lr_scheduler import (
 )
 from torch.utils.data import DataLoader, TensorDataset, default_collate
 
-from eve_scheduler import EveCallback, LossFeedbackScheduler
+from eve_scheduler import EveCallback, EveRule, LossFeedbackScheduler, SeedRule
 
 torch.set_num_threads(1)
 
@@ -218,6 +218,17 @@ def test_eve_rule_and_hyper_parameters_reach_the_scheduler() -> None:
     callback = EveCallback("eve", c=4.0, beta3=0.9, min_lr=0.0)
     trainer(pl, [callback], max_epochs=1).fit(model, data())
     assert callback.schedulers[0].rule.c == 4.0
+    unscaled = schedule_alone(None, 6)
+    assert model.lrs == expected_lrs(unscaled, model.losses, rule="eve", c=4.0, beta3=0.9)
+
+
+def test_a_rule_object_reaches_the_scheduler() -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    model = regressor(pl)
+    rule = EveRule(c=4.0, beta3=0.9)
+    callback = EveCallback(rule)
+    trainer(pl, [callback], max_epochs=1).fit(model, data())
+    assert callback.schedulers[0].rule is rule
     unscaled = schedule_alone(None, 6)
     assert model.lrs == expected_lrs(unscaled, model.losses, rule="eve", c=4.0, beta3=0.9)
 
@@ -1264,6 +1275,7 @@ def test_a_state_of_another_version_is_refused() -> None:
         ({"strict": "false"}, TypeError, "strict must be True or False, got strict='false'"),
         ({"min_lr": "1e-4"}, ValueError, r"min_lr must be a real number in \[0, inf\)"),
         ({"rule": "adam"}, ValueError, "rule must be one of"),
+        ({"rule": SeedRule(), "beta": 0.95}, ValueError, "the rule object holds its hyper"),
         ({"beta": 1.5}, ValueError, r"beta must be in \[0, 1\)"),
         ({"c": 10.0}, ValueError, "unknown hyper-parameter"),
         ({"min_lr": -1.0}, ValueError, "min_lr must be in"),

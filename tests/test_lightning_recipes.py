@@ -22,7 +22,7 @@ from test_lightning_callback import (
 )
 from torch.optim import SGD
 
-from eve_scheduler import EveCallback, LossFeedbackScheduler
+from eve_scheduler import EveCallback, LossFeedbackScheduler, SeedRule
 
 torch.set_num_threads(1)
 
@@ -112,14 +112,15 @@ def test_cli_scheduler_route(tmp_path: Path) -> None:
     )
     scheduler = config.scheduler
     assert isinstance(scheduler, LossFeedbackScheduler)
-    assert scheduler.rule.name == "seed" and scheduler.min_lrs == [0.0001]
+    assert scheduler.rule == SeedRule(beta=0.95) and scheduler.min_lrs == [0.0001]
     assert scheduler.state.t == cli.trainer.global_step == 3
     assert cli.trainer.optimizers[0].param_groups[0]["lr"] == max(0.01 * scheduler.factor, 0.0001)
 
 
 def test_cli_scheduler_route_refuses_hyper_parameters_it_would_drop(tmp_path: Path) -> None:
     config = (EXAMPLES / "lightning_cli" / "scheduler.yaml").read_text()
-    config += "  dict_kwargs:\n    beta: 0.95\n"
+    rule_object = config[config.index("    rule:") : config.index("    min_lr:")]
+    config = config.replace(rule_object, "    rule: seed\n") + "  dict_kwargs:\n    beta: 0.95\n"
     path = tmp_path / "with_beta.yaml"
     path.write_text(config)
     with pytest.raises(ValueError, match=r"ignores lr_scheduler.dict_kwargs \{'beta': 0.95\}"):

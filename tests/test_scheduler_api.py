@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -17,7 +18,14 @@ from hypothesis import strategies as st
 from reference import factors
 from torch.optim.lr_scheduler import LRScheduler
 
-from eve_scheduler import BadLossError, LossFeedbackScheduler, SkippedLossWarning
+from eve_scheduler import (
+    BadLossError,
+    EveRule,
+    LossFeedbackScheduler,
+    SeedRule,
+    SkippedLossWarning,
+    TrendRule,
+)
 
 torch.set_num_threads(1)
 
@@ -542,6 +550,7 @@ def test_min_lr_per_group() -> None:
 
 # -- hyper-parameters: checked at construction, with the name, the range and the value ----
 
+BAD_RULE = "rule must be one of ['eve', 'seed', 'trend'] or a rule object,"
 BAD_HPARAMS = [
     ("seed", {"beta": 1.0}, "beta must be in [0, 1), got beta=1.0"),
     ("seed", {"beta": -0.1}, "beta must be in [0, 1), got beta=-0.1"),
@@ -571,17 +580,56 @@ BAD_HPARAMS = [
     ("seed", {"betaa": 0.9}, "unknown hyper-parameter(s) ['betaa'] for rule 'seed'"),
     ("seed", {"c": 10.0}, "unknown hyper-parameter(s) ['c'] for rule 'seed'"),
     ("eve", {"beta": 0.9}, "unknown hyper-parameter(s) ['beta'] for rule 'eve'"),
-    ("adam", {}, "rule must be one of ['eve', 'seed', 'trend'], got rule='adam'"),
-    (["seed"], {}, "rule must be one of ['eve', 'seed', 'trend'], got rule=['seed']"),
+    ("adam", {}, f"{BAD_RULE} got rule='adam'"),
+    (["seed"], {}, f"{BAD_RULE} got rule=['seed']"),
+    (SeedRule(), {"beta": 0.9}, "the rule object holds its hyper-parameters: got SeedRule("),
+    (EveRule(), {"min_lr": -1.0}, "min_lr must be in [0, inf), got min_lr=-1.0"),
 ]
 
 
 @pytest.mark.parametrize(("rule", "hparams", "message"), BAD_HPARAMS)
 def test_bad_hyper_parameters_are_refused_at_construction(
-    rule: str, hparams: dict[str, Any], message: str
+    rule: Any, hparams: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         LossFeedbackScheduler(sgd(0.1, 0.2), rule, **hparams)
+
+
+@pytest.mark.parametrize("capturable", [False, True], ids=["floats", "capturable"])
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("seed", SeedRule(beta=0.95, k=2.0)),
+        ("eve", EveRule(c=5.0, f_star=0.1)),
+        ("trend", TrendRule(beta_fast=0.9, gain=0.1)),
+    ],
+)
+def test_a_rule_object_is_its_name_with_its_hyper_parameters(
+    name: str, rule: Any, capturable: bool
+) -> None:
+    hparams = {f.name: getattr(rule, f.name) for f in dataclasses.fields(rule)}
+    by_name = sgd(torch.tensor(0.1)) if capturable else sgd(0.1)
+    by_object = sgd(torch.tensor(0.1)) if capturable else sgd(0.1)
+    named = LossFeedbackScheduler(by_name, name, capturable=capturable, **hparams)
+    built = LossFeedbackScheduler(by_object, rule, capturable=capturable)
+    assert built.rule is rule
+    for loss in [3.0, 2.5, 2.6, 1.9, 1.2, 1.25, 0.9, 0.8, 0.85, 0.5]:
+        named.step(loss)
+        built.step(loss)
+        assert float(lrs(by_object)[0]) == float(lrs(by_name)[0])
+    named_state, built_state = named.state_dict(), built.state_dict()
+    assert built_state["rule"] == name and built_state["hparams"] == hparams
+    assert built_state.keys() == named_state.keys()
+
+
+class TunedSeedRule(SeedRule):
+    pass
+
+
+def test_a_rule_object_of_another_class_is_refused() -> None:
+    # the device path and checkpoints know the three rules, by their classes and names
+    with pytest.raises(ValueError, match=re.escape("or a rule object, got rule=TunedSeedRule(")):
+        LossFeedbackScheduler(sgd(0.1), TunedSeedRule())
 
 
 def test_boundary_hyper_parameters_are_accepted() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import fields
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from eve_scheduler.core.eve import EveRule
 from eve_scheduler.core.seed import SeedRule
@@ -38,14 +38,27 @@ class Rule(Protocol):
 RULES: dict[str, type[Any]] = {"seed": SeedRule, "eve": EveRule, "trend": TrendRule}
 
 
-def make_rule(rule: str = "seed", **hparams: float) -> Rule:
+def make_rule(rule: str | SeedRule | EveRule | TrendRule = "seed", **hparams: float) -> Rule:
     """Build the named rule with the given hyper-parameters (each checked).
 
+    A rule object (``SeedRule(beta=0.95)``, checked when it was built) is returned
+    as it is; its hyper-parameters are its own, so none may be given beside it.
+
     Raises:
-        ValueError: unknown rule name, unknown hyper-parameter, or a value out of range.
+        ValueError: unknown rule name or class, unknown hyper-parameter, a value out
+            of range, or hyper-parameters given beside a rule object.
     """
+    if type(rule) in RULES.values():  # exactly these classes: their names are their rules
+        if hparams:
+            raise ValueError(
+                f"the rule object holds its hyper-parameters: got {rule!r} and also "
+                f"{sorted(hparams)}; set them on the rule object"
+            )
+        return cast(Rule, rule)
     if not isinstance(rule, str) or rule not in RULES:
-        raise ValueError(f"rule must be one of {sorted(RULES)}, got rule={rule!r}")
+        raise ValueError(
+            f"rule must be one of {sorted(RULES)} or a rule object, got rule={rule!r}"
+        )
     cls = RULES[rule]
     known = [f.name for f in fields(cls)]
     unknown = sorted(set(hparams) - set(known))

@@ -13,10 +13,10 @@ hands a monitored metric only to its own ``ReduceLROnPlateau``, once per epoch),
 after every optimizer step with the logged ``train_loss``.
 
 The rule's hyper-parameters (``beta``, ...) are ``**hparams`` of both classes, which
-jsonargparse takes as ``dict_kwargs``: they work for the callback, but LightningCLI
-builds ``lr_scheduler`` from ``init_args`` alone, so on that route only ``rule``,
-``min_lr``, ``strict`` and ``lag`` can be set (``FeedbackCLI`` refuses ``dict_kwargs``
-there rather than drop them).
+jsonargparse takes as ``dict_kwargs``. That works for the callback, but LightningCLI
+builds ``lr_scheduler`` from ``init_args`` alone, so on that route they are set on a
+rule object instead (``rule: {class_path: eve_scheduler.SeedRule, init_args: ...}``);
+``FeedbackCLI`` refuses ``dict_kwargs`` there rather than drop them.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ class FeedbackCLI(LightningCLI):
         if scheduler is not None and scheduler.get("dict_kwargs"):
             raise ValueError(
                 f"LightningCLI ignores lr_scheduler.dict_kwargs {dict(scheduler.dict_kwargs)}: "
-                "set the rule's hyper-parameters on the callback route instead "
-                "(trainer.callbacks: eve_scheduler.EveCallback, with dict_kwargs)"
+                "set the rule's hyper-parameters on a rule object instead (rule: "
+                "{class_path: eve_scheduler.SeedRule, init_args: {beta: 0.95}})"
             )
 
     @staticmethod
