@@ -115,7 +115,8 @@ class EveCallback(Callback):
         **scheduler_options: passed to :class:`~eve_scheduler.LossFeedbackScheduler`:
             ``min_lr``, ``strict``, ``lag``, ``capturable``, ``fused`` and the rule's
             hyper-parameters (``beta``, ``gamma``, ``k``, ``eps`` for ``seed``; ``c``,
-            ``beta3`` for ``eve``; see ``TrendRule`` for ``trend``; ``f_star`` for all).
+            ``beta3`` for ``eve``; see ``TrendRule`` for ``trend``; ``f_star`` for all),
+            with a rule given by name.
 
     Raises:
         ValueError: an unknown rule or interval, or an option out of range.

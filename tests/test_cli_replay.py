@@ -450,11 +450,15 @@ def test_a_failed_write_to_stdout_is_an_error_without_a_traceback(tmp_path: Path
 def test_a_named_pipe_as_tensorboard_events_is_refused_with_its_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pipe = tmp_path / "losses.pipe"
-    os.mkfifo(pipe)  # never opened: tensorboard needs a file it can seek in
-    status, _, err = run(capsys, "replay", pipe, "--format", "tensorboard")
-    assert status == 2
-    assert err.startswith(f"eve-scheduler replay: error: {pipe}: cannot read it (")
+    for name in ["losses.pipe", "events.out.tfevents.pipe"]:  # with or without the alias
+        pipe = tmp_path / name
+        os.mkfifo(pipe)  # never opened: tensorboard needs a file it can seek in
+        status, _, err = run(capsys, "replay", pipe, "--format", "tensorboard")
+        assert status == 2
+        assert err == (
+            f"eve-scheduler replay: error: {pipe}: cannot read it (not a regular file or a "
+            "folder)\n"
+        )
 
 
 def test_missing_tensorboard_tag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

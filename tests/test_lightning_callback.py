@@ -926,6 +926,34 @@ def test_an_epoch_mean_loss_is_logged_whatever_log_every_n_steps(tmp_path: Path)
     assert [int(r["step"]) for r in stepped] == [3, 7, 11, 15]
 
 
+def test_a_checkpoint_at_the_training_epoch_end_can_monitor_the_fed_epoch_mean(
+    tmp_path: Path,
+) -> None:
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    model = with_validation(pl)
+    saver = ModelCheckpoint(
+        dirpath=tmp_path, monitor="feedback/loss", save_on_train_epoch_end=True, save_top_k=-1
+    )
+    fit = trainer(
+        pl,
+        [EveCallback(interval="epoch"), saver],
+        max_epochs=3,
+        limit_val_batches=1,
+        check_val_every_n_epoch=2,  # validation, when it runs, comes before the epoch's end
+        enable_checkpointing=True,
+        logger=CSVLogger(tmp_path, name="run", version=0),
+    )
+    fit.fit(model, data(), data(batches=1, seed=1))
+
+    epoch_means = [sum(model.losses[6 * e : 6 * e + 6]) / 6 for e in range(3)]
+    scores = sorted((Path(path).name, float(score)) for path, score in saver.best_k_models.items())
+    assert [name.split("-")[0] for name, _ in scores] == ["epoch=0", "epoch=1", "epoch=2"]
+    assert [score for _, score in scores] == pytest.approx(epoch_means, rel=1e-6)
+
+
 # -- checkpoints -----------------------------------------------------------------------
 
 

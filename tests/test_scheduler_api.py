@@ -550,7 +550,7 @@ def test_min_lr_per_group() -> None:
 
 # -- hyper-parameters: checked at construction, with the name, the range and the value ----
 
-BAD_RULE = "rule must be one of ['eve', 'seed', 'trend'] or a rule object,"
+BAD_RULE = "rule must be one of ['eve', 'seed', 'trend'] or a SeedRule, EveRule or TrendRule"
 BAD_HPARAMS = [
     ("seed", {"beta": 1.0}, "beta must be in [0, 1), got beta=1.0"),
     ("seed", {"beta": -0.1}, "beta must be in [0, 1), got beta=-0.1"),
@@ -580,9 +580,11 @@ BAD_HPARAMS = [
     ("seed", {"betaa": 0.9}, "unknown hyper-parameter(s) ['betaa'] for rule 'seed'"),
     ("seed", {"c": 10.0}, "unknown hyper-parameter(s) ['c'] for rule 'seed'"),
     ("eve", {"beta": 0.9}, "unknown hyper-parameter(s) ['beta'] for rule 'eve'"),
-    ("adam", {}, f"{BAD_RULE} got rule='adam'"),
-    (["seed"], {}, f"{BAD_RULE} got rule=['seed']"),
+    ("adam", {}, f"{BAD_RULE} (not a subclass), got rule='adam'"),
+    (["seed"], {}, f"{BAD_RULE} (not a subclass), got rule=['seed']"),
+    (SeedRule, {}, f"{BAD_RULE} (not a subclass), got rule=<class "),
     (SeedRule(), {"beta": 0.9}, "the rule object holds its hyper-parameters: got SeedRule("),
+    (SeedRule(), {"lagg": 1}, "unknown hyper-parameter(s) ['lagg'] for rule 'seed'; it takes"),
     (EveRule(), {"min_lr": -1.0}, "min_lr must be in [0, inf), got min_lr=-1.0"),
 ]
 
@@ -628,7 +630,7 @@ class TunedSeedRule(SeedRule):
 
 def test_a_rule_object_of_another_class_is_refused() -> None:
     # the device path and checkpoints know the three rules, by their classes and names
-    with pytest.raises(ValueError, match=re.escape("or a rule object, got rule=TunedSeedRule(")):
+    with pytest.raises(ValueError, match=re.escape("(not a subclass), got rule=TunedSeedRule(")):
         LossFeedbackScheduler(sgd(0.1), TunedSeedRule())
 
 

@@ -198,6 +198,8 @@ def _read_tensorboard(path: Path, tag: str | None) -> LossCurve:
         from tensorboard.util import tensor_util
     except ImportError:
         raise CliError(f"{path}: {TENSORBOARD_MISSING}") from None
+    if not path.is_dir() and not path.is_file():  # tensorboard would block on a pipe
+        raise CliError(f"{path}: cannot read it (not a regular file or a folder)")
     if path.is_dir() and not any("tfevents" in child.name for child in path.iterdir()):
         raise CliError(
             f"{path}: no TensorBoard event files (named *tfevents*) in this folder; "
@@ -210,7 +212,7 @@ def _read_tensorboard(path: Path, tag: str | None) -> LossCurve:
             source = Path(folder) / f"events.out.tfevents.{path.name}"
             try:
                 shutil.copyfile(path, source)
-            except OSError as error:  # a pipe or another special file, or no room
+            except OSError as error:  # no room for the copy, say
                 raise CliError(f"{path}: cannot read it ({error.strerror or error})") from None
         accumulator = event_accumulator.EventAccumulator(
             str(source), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0}

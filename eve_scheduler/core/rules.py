@@ -48,26 +48,27 @@ def make_rule(rule: str | SeedRule | EveRule | TrendRule = "seed", **hparams: fl
         ValueError: unknown rule name or class, unknown hyper-parameter, a value out
             of range, or hyper-parameters given beside a rule object.
     """
-    if type(rule) in RULES.values():  # exactly these classes: their names are their rules
-        if hparams:
-            raise ValueError(
-                f"the rule object holds its hyper-parameters: got {rule!r} and also "
-                f"{sorted(hparams)}; set them on the rule object"
-            )
-        return cast(Rule, rule)
-    if not isinstance(rule, str) or rule not in RULES:
+    cls: type[Any] | None = RULES.get(rule) if isinstance(rule, str) else type(rule)
+    if cls is None or cls not in RULES.values():  # exactly these classes, named by RULES
         raise ValueError(
-            f"rule must be one of {sorted(RULES)} or a rule object, got rule={rule!r}"
+            f"rule must be one of {sorted(RULES)} or a SeedRule, EveRule or TrendRule "
+            f"(not a subclass), got rule={rule!r}"
         )
-    cls = RULES[rule]
     known = [f.name for f in fields(cls)]
     unknown = sorted(set(hparams) - set(known))
     if unknown:
         raise ValueError(
-            f"unknown hyper-parameter(s) {unknown} for rule {rule!r}; it takes {known}"
+            f"unknown hyper-parameter(s) {unknown} for rule {cls.name!r}; it takes {known}"
         )
-    built: Rule = cls(**hparams)
-    return built
+    if isinstance(rule, str):
+        built: Rule = cls(**hparams)
+        return built
+    if hparams:
+        raise ValueError(
+            f"the rule object holds its hyper-parameters: got {rule!r} and also "
+            f"{sorted(hparams)}; set them on the rule object"
+        )
+    return cast(Rule, rule)
 
 
 def hparams_of(rule: Rule) -> dict[str, float]:
@@ -104,7 +105,9 @@ def advance(rule: Rule, state: Any, loss: float) -> Any | None:
     return new if math.isfinite(factor) and all(map(math.isfinite, new)) else None
 
 
-def simulate(losses: Iterable[float], rule: str = "seed", **hparams: float) -> list[float]:
+def simulate(
+    losses: Iterable[float], rule: str | SeedRule | EveRule | TrendRule = "seed", **hparams: float
+) -> list[float]:
     """The factor after each loss of a recorded loss curve.
 
     Skipped losses (see ``advance``) repeat the factor, as the scheduler does.
@@ -117,7 +120,9 @@ def simulate(losses: Iterable[float], rule: str = "seed", **hparams: float) -> l
     return [built.factor(state) for state in _states(built, losses)]
 
 
-def simulate_states(losses: Iterable[float], rule: str = "seed", **hparams: float) -> list[Any]:
+def simulate_states(
+    losses: Iterable[float], rule: str | SeedRule | EveRule | TrendRule = "seed", **hparams: float
+) -> list[Any]:
     """The rule's state (e.g. ``t``, ``d``, ``v`` for ``seed``) after each loss."""
     return list(_states(make_rule(rule, **hparams), losses))
 
