@@ -125,3 +125,39 @@ def test_check_scalar_accepts_real_scalars(loss: object) -> None:
 def test_check_scalar_refuses_non_reals(loss: object) -> None:
     with pytest.raises(TypeError):
         check_scalar(loss)
+
+
+@pytest.mark.parametrize("lag", [0, 1])
+def test_inside_a_compiled_step_the_host_path_runs_eagerly_and_never_recompiles(
+    lag: int,
+) -> None:
+    import torch._dynamo
+
+    def build() -> tuple[torch.optim.SGD, LossFeedbackScheduler]:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        return opt, LossFeedbackScheduler(opt, lag=lag)
+
+    opt, scheduler = build()
+    eager_opt, eager = build()
+
+    def train_step(x: torch.Tensor) -> torch.Tensor:
+        loss = (x * x).sum()
+        scheduler.step(loss)
+        return loss
+
+    torch._dynamo.reset()
+    compiled = torch.compile(train_step, backend="aot_eager")
+    try:
+        compiled(torch.tensor([2.0]))  # compiles
+        eager.step(torch.tensor(4.0))
+        # Dynamo would otherwise specialize on the rule's float state (and the step count)
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            for value in noisy_descent(30, seed=3):
+                x = torch.tensor([math.sqrt(value)])
+                loss = compiled(x)
+                eager.step(loss)
+                assert opt.param_groups[0]["lr"] == eager_opt.param_groups[0]["lr"]
+    finally:
+        torch._dynamo.reset()
+    assert scheduler.state_dict() == eager.state_dict()
+    assert scheduler.state.t == 31 - lag
