@@ -32,9 +32,11 @@ def check_scalar(loss: Any) -> None:
         return
     if loss is None:
         raise TypeError(
-            "LossFeedbackScheduler.step needs the loss: call scheduler.step(loss). In "
-            "Lightning, use EveCallback, or give the scheduler dict "
-            "reduce_on_plateau=True and a monitor"
+            "LossFeedbackScheduler.step needs the loss: call scheduler.step(loss). What "
+            "steps schedulers with no argument (SequentialLR, ChainedScheduler, Hugging "
+            "Face's Trainer) cannot drive it: give the other schedule to it as schedule= "
+            "and call step(loss) yourself. In Lightning, use EveCallback, or give the "
+            "scheduler dict reduce_on_plateau=True and a monitor"
         )
     if isinstance(loss, Tensor) or _is_array(loss):
         size = loss.numel() if isinstance(loss, Tensor) else loss.size

@@ -235,6 +235,8 @@ class LossFeedbackScheduler(LRScheduler):
 
         Use it to step another schedule by hand: on exit, whatever LRs the groups
         hold become the new unscaled LRs, and the current factor is applied again.
+        Build that schedule before this scheduler, or in this block too: a torch
+        schedule takes the LR it finds as its base (``initial_lr``).
         """
         self._adopt_new_groups()
         for group, lr in zip(self.optimizer.param_groups, self.unscaled_lrs, strict=True):

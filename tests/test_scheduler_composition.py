@@ -139,6 +139,37 @@ def test_schedule_lrs_are_not_the_configured_lrs() -> None:
         assert alone[0] != list(BASE_LRS) or alone[-1] != list(BASE_LRS)
 
 
+@pytest.mark.parametrize("where", ["before", "inside unscaled()"])
+def test_a_schedule_stepped_by_hand_is_built_before_or_inside_unscaled(where: str) -> None:
+    # A torch schedule takes the LR it finds as its base (initial_lr): built after the
+    # feedback scheduler, outside unscaled(), it would take the scaled LR (0.5 x for seed).
+    opt = _optimizer(torch.nn.Linear(3, 1))
+    if where == "before":
+        schedule = lambda_lr(opt)
+        scheduler = LossFeedbackScheduler(opt)
+    else:
+        scheduler = LossFeedbackScheduler(opt)
+        with scheduler.unscaled():
+            schedule = lambda_lr(opt)
+    alone = schedule_alone(lambda_lr)
+    losses = [2.0, 1.0, 1.5, 0.2, 0.21, 0.3]
+    factor = factors_before_each_loss(losses)
+    for t, loss in enumerate(losses):
+        assert [group["lr"] for group in opt.param_groups] == [lr * factor[t] for lr in alone[t]]
+        opt.step()
+        with scheduler.unscaled():
+            schedule.step()
+        scheduler.step(loss)
+
+
+def test_a_scheduler_that_steps_it_without_a_loss_gets_an_error_naming_schedule() -> None:
+    opt = _optimizer(torch.nn.Linear(3, 1))
+    feedback = LossFeedbackScheduler(opt)
+    cosine = CosineAnnealingLR(opt, T_max=10)
+    with pytest.raises(TypeError, match="give the other schedule to it as schedule="):
+        SequentialLR(opt, [feedback, cosine], milestones=[5])  # steps its first at once
+
+
 def test_unscaled_context_steps_a_schedule_by_hand() -> None:
     # stepping another schedule by hand inside `unscaled()` composes the same way
     opt = _optimizer(torch.nn.Linear(3, 1))
