@@ -30,12 +30,14 @@ MODES: dict[str, dict[str, Any]] = {
 }
 
 
-def training_step(options: dict[str, Any] | None) -> Callable[[], torch.Tensor]:
+def training_step(
+    options: dict[str, Any] | None, float_lr: bool = False
+) -> Callable[[], torch.Tensor]:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
     x = torch.randn(64, 16)
     y = x.sum(dim=1, keepdim=True)
-    opt = torch.optim.SGD(model.parameters(), lr=torch.tensor(0.01))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01 if float_lr else torch.tensor(0.01))
     scheduler = None if options is None else LossFeedbackScheduler(opt, **options)
 
     def step() -> torch.Tensor:
@@ -50,11 +52,13 @@ def training_step(options: dict[str, Any] | None) -> Callable[[], torch.Tensor]:
     return step
 
 
-def behaviour(options: dict[str, Any] | None, backend: str) -> tuple[int, int, int]:
+def behaviour(
+    options: dict[str, Any] | None, backend: str, float_lr: bool = False
+) -> tuple[int, int, int]:
     """Graphs at the first step, graph breaks, and graphs compiled after it (30 steps)."""
     torch._dynamo.reset()
     counters.clear()
-    step = torch.compile(training_step(options), backend=backend)
+    step = torch.compile(training_step(options, float_lr), backend=backend)
     step()
     first = counters["stats"]["unique_graphs"]
     for _ in range(29):
@@ -96,6 +100,13 @@ def main() -> None:
         graphs, breaks, recompiles = behaviour(options, args.backend)
         outcome = fullgraph_outcome(options, args.backend)
         print(f"| {name} | {graphs} | {breaks} | {recompiles} | {outcome} |")
+    print("\nThe same with a float LR (SGD's default), which the compiled optimizer step")
+    print("guards on: every change of the LR recompiles it, up to Dynamo's recompile limit.\n")
+    print("| in the compiled training step | graphs | graph breaks | recompiles |")
+    print("|---|---:|---:|---:|")
+    for name, float_options in {"no scheduler": None, "lag=0 (default)": {"lag": 0}}.items():
+        graphs, breaks, recompiles = behaviour(float_options, args.backend, float_lr=True)
+        print(f"| {name}, float LR | {graphs} | {breaks} | {recompiles} |")
 
 
 if __name__ == "__main__":

@@ -177,7 +177,7 @@ class LossFeedbackScheduler(LRScheduler):
         """
         if epoch is not None:
             raise TypeError("LossFeedbackScheduler.step takes no epoch argument")
-        if self._on_device is None and torch.compiler.is_compiling():
+        if self._on_device is None and torch.compiler.is_dynamo_compiling():
             # Inside a caller's torch.compile: the host path reads the loss and does
             # float arithmetic, on which Dynamo would specialize and recompile every step.
             _step_outside_the_graph(self, loss)
@@ -641,7 +641,7 @@ def _scaled_lr(lr: Tensor, factor: float | Tensor, min_lr: float) -> Tensor:
 
 
 def _step(scheduler: LossFeedbackScheduler, loss: Any) -> None:
-    scheduler.step(loss)
+    LossFeedbackScheduler.step(scheduler, loss)  # this class's: a subclass's ran in the graph
 
 
 # ``scheduler.step(loss)`` that a caller's torch.compile runs eagerly, as a graph break

@@ -161,3 +161,61 @@ def test_inside_a_compiled_step_the_host_path_runs_eagerly_and_never_recompiles(
         torch._dynamo.reset()
     assert scheduler.state_dict() == eager.state_dict()
     assert scheduler.state.t == 31 - lag
+
+
+class CountingScheduler(LossFeedbackScheduler):
+    """A subclass whose ``step`` does more than its parent's (counts, shifts the loss)."""
+
+    calls = 0
+
+    def step(self, loss: object = None, epoch: None = None) -> None:
+        self.calls += 1
+        super().step(loss + 1.0)  # type: ignore[operator]
+
+
+def test_inside_a_compiled_step_a_subclass_step_runs_once() -> None:
+    import torch._dynamo
+
+    def build() -> tuple[torch.optim.SGD, CountingScheduler]:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        return opt, CountingScheduler(opt)
+
+    opt, scheduler = build()
+    eager_opt, eager = build()
+
+    def train_step(x: torch.Tensor) -> torch.Tensor:
+        loss = (x * x).sum()
+        scheduler.step(loss)
+        return loss
+
+    torch._dynamo.reset()
+    compiled = torch.compile(train_step, backend="aot_eager")
+    try:
+        for value in noisy_descent(10, seed=4):
+            eager.step(compiled(torch.tensor([math.sqrt(value)])))
+            assert opt.param_groups[0]["lr"] == eager_opt.param_groups[0]["lr"]
+    finally:
+        torch._dynamo.reset()
+    assert scheduler.calls == eager.calls == 10
+    assert scheduler.state_dict() == eager.state_dict()
+
+
+def test_eager_code_that_runs_while_dynamo_compiles_steps_as_usual() -> None:
+    # A compiler backend runs while Dynamo compiles, outside its tracing (as another
+    # thread's eager code would): there, step is the plain eager step.
+    import torch._dynamo
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = LossFeedbackScheduler(opt)
+
+    def backend(graph: torch.fx.GraphModule, inputs: list[torch.Tensor]) -> object:
+        scheduler.step(2.0)
+        scheduler.step(1.0)
+        return graph.forward
+
+    torch._dynamo.reset()
+    try:
+        torch.compile(lambda x: x + 1, backend=backend)(torch.ones(1))
+    finally:
+        torch._dynamo.reset()
+    assert scheduler.state.t == 2 and scheduler.last_epoch == 2
