@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
+import torch._dynamo
 
 from eve_scheduler import LossFeedbackScheduler
 from eve_scheduler.losses import DeferredLosses, check_scalar, loss_to_float
@@ -127,38 +129,45 @@ def test_check_scalar_refuses_non_reals(loss: object) -> None:
         check_scalar(loss)
 
 
-@pytest.mark.parametrize("lag", [0, 1])
-def test_inside_a_compiled_step_the_host_path_runs_eagerly_and_never_recompiles(
-    lag: int,
-) -> None:
-    import torch._dynamo
+@pytest.fixture
+def fresh_dynamo() -> Iterator[None]:
+    """No compiled code or cache entries from other tests, before or after."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
 
-    def build() -> tuple[torch.optim.SGD, LossFeedbackScheduler]:
-        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-        return opt, LossFeedbackScheduler(opt, lag=lag)
 
-    opt, scheduler = build()
-    eager_opt, eager = build()
+def one_parameter_sgd() -> torch.optim.SGD:
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
+def compiled_training_step(scheduler: LossFeedbackScheduler) -> Callable[[float], torch.Tensor]:
+    """A compiled step that computes the loss ``value`` in its graph and feeds it."""
 
     def train_step(x: torch.Tensor) -> torch.Tensor:
         loss = (x * x).sum()
         scheduler.step(loss)
         return loss
 
-    torch._dynamo.reset()
     compiled = torch.compile(train_step, backend="aot_eager")
-    try:
-        compiled(torch.tensor([2.0]))  # compiles
-        eager.step(torch.tensor(4.0))
-        # Dynamo would otherwise specialize on the rule's float state (and the step count)
-        with torch._dynamo.config.patch(error_on_recompile=True):
-            for value in noisy_descent(30, seed=3):
-                x = torch.tensor([math.sqrt(value)])
-                loss = compiled(x)
-                eager.step(loss)
-                assert opt.param_groups[0]["lr"] == eager_opt.param_groups[0]["lr"]
-    finally:
-        torch._dynamo.reset()
+    return lambda value: compiled(torch.tensor([math.sqrt(value)]))
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+@pytest.mark.parametrize("lag", [0, 1])
+def test_inside_a_compiled_step_the_host_path_runs_eagerly_and_never_recompiles(
+    lag: int,
+) -> None:
+    opt, eager_opt = one_parameter_sgd(), one_parameter_sgd()
+    scheduler = LossFeedbackScheduler(opt, lag=lag)
+    eager = LossFeedbackScheduler(eager_opt, lag=lag)
+    train_step = compiled_training_step(scheduler)
+    eager.step(train_step(4.0))  # compiles
+    # Dynamo would otherwise specialize on the rule's float state (and the step count)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for value in noisy_descent(30, seed=3):
+            eager.step(train_step(value))
+            assert opt.param_groups[0]["lr"] == eager_opt.param_groups[0]["lr"]
     assert scheduler.state_dict() == eager.state_dict()
     assert scheduler.state.t == 31 - lag
 
@@ -173,49 +182,28 @@ class CountingScheduler(LossFeedbackScheduler):
         super().step(loss + 1.0)  # type: ignore[operator]
 
 
+@pytest.mark.usefixtures("fresh_dynamo")
 def test_inside_a_compiled_step_a_subclass_step_runs_once() -> None:
-    import torch._dynamo
-
-    def build() -> tuple[torch.optim.SGD, CountingScheduler]:
-        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-        return opt, CountingScheduler(opt)
-
-    opt, scheduler = build()
-    eager_opt, eager = build()
-
-    def train_step(x: torch.Tensor) -> torch.Tensor:
-        loss = (x * x).sum()
-        scheduler.step(loss)
-        return loss
-
-    torch._dynamo.reset()
-    compiled = torch.compile(train_step, backend="aot_eager")
-    try:
-        for value in noisy_descent(10, seed=4):
-            eager.step(compiled(torch.tensor([math.sqrt(value)])))
-            assert opt.param_groups[0]["lr"] == eager_opt.param_groups[0]["lr"]
-    finally:
-        torch._dynamo.reset()
+    opt, eager_opt = one_parameter_sgd(), one_parameter_sgd()
+    scheduler, eager = CountingScheduler(opt), CountingScheduler(eager_opt)
+    train_step = compiled_training_step(scheduler)
+    for value in noisy_descent(10, seed=4):
+        eager.step(train_step(value))
+        assert opt.param_groups[0]["lr"] == eager_opt.param_groups[0]["lr"]
     assert scheduler.calls == eager.calls == 10
     assert scheduler.state_dict() == eager.state_dict()
 
 
+@pytest.mark.usefixtures("fresh_dynamo")
 def test_eager_code_that_runs_while_dynamo_compiles_steps_as_usual() -> None:
     # A compiler backend runs while Dynamo compiles, outside its tracing (as another
     # thread's eager code would): there, step is the plain eager step.
-    import torch._dynamo
-
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    scheduler = LossFeedbackScheduler(opt)
+    scheduler = LossFeedbackScheduler(one_parameter_sgd())
 
     def backend(graph: torch.fx.GraphModule, inputs: list[torch.Tensor]) -> object:
         scheduler.step(2.0)
         scheduler.step(1.0)
         return graph.forward
 
-    torch._dynamo.reset()
-    try:
-        torch.compile(lambda x: x + 1, backend=backend)(torch.ones(1))
-    finally:
-        torch._dynamo.reset()
+    torch.compile(lambda x: x + 1, backend=backend)(torch.ones(1))
     assert scheduler.state.t == 2 and scheduler.last_epoch == 2
