@@ -36,7 +36,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.hooks import RemovableHandle
 
-from eve_scheduler.core import EveRule, SeedRule, TrendRule
+from eve_scheduler.core import RuleSpec
 from eve_scheduler.core._validate import check_flag, check_integer
 from eve_scheduler.losses import check_scalar, loss_to_float
 from eve_scheduler.scheduler import LossFeedbackScheduler, min_lr_per_group
@@ -131,7 +131,7 @@ class EveCallback(Callback):
 
     def __init__(
         self,
-        rule: str | SeedRule | EveRule | TrendRule = "seed",
+        rule: RuleSpec = "seed",
         *,
         interval: str = "step",
         monitor: str | None = None,
@@ -814,9 +814,7 @@ class _ParamGroups:
         ]
 
 
-def _check_scheduler_options(
-    rule: str | SeedRule | EveRule | TrendRule, options: dict[str, Any]
-) -> None:
+def _check_scheduler_options(rule: RuleSpec, options: dict[str, Any]) -> None:
     per_group = min_lr_per_group(options.get("min_lr", 0.0))
     count = 1 if per_group is None else max(len(per_group), 1)
     groups = _ParamGroups(count, tensor_lrs=bool(options.get("capturable")))

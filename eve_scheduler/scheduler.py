@@ -22,16 +22,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from eve_scheduler.capturable import DeviceFeedback
-from eve_scheduler.core import (
-    EveRule,
-    Rule,
-    SeedRule,
-    TrendRule,
-    advance,
-    hparams_of,
-    is_usable,
-    make_rule,
-)
+from eve_scheduler.core import Rule, RuleSpec, advance, hparams_of, is_usable, make_rule
 from eve_scheduler.core._validate import check_flag, check_range
 from eve_scheduler.losses import DeferredLosses, check_scalar, loss_to_float
 
@@ -114,7 +105,7 @@ class LossFeedbackScheduler(LRScheduler):
     def __init__(
         self,
         optimizer: Any,
-        rule: str | SeedRule | EveRule | TrendRule = "seed",
+        rule: RuleSpec = "seed",
         *,
         schedule: LRScheduler | Callable[[Any], LRScheduler] | None = None,
         min_lr: float | Sequence[float] = 0.0,

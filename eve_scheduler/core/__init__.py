@@ -8,6 +8,7 @@ from eve_scheduler.core.eve import EveRule, EveState
 from eve_scheduler.core.rules import (
     RULES,
     Rule,
+    RuleSpec,
     advance,
     hparams_of,
     is_usable,
@@ -23,6 +24,7 @@ __all__ = [
     "EveRule",
     "EveState",
     "Rule",
+    "RuleSpec",
     "SeedRule",
     "SeedState",
     "TrendRule",

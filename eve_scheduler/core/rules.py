@@ -37,8 +37,11 @@ class Rule(Protocol):
 
 RULES: dict[str, type[Any]] = {"seed": SeedRule, "eve": EveRule, "trend": TrendRule}
 
+# What ``rule=`` takes: a rule's name, or a rule object with its hyper-parameters.
+RuleSpec = str | SeedRule | EveRule | TrendRule
 
-def make_rule(rule: str | SeedRule | EveRule | TrendRule = "seed", **hparams: float) -> Rule:
+
+def make_rule(rule: RuleSpec = "seed", **hparams: float) -> Rule:
     """Build the named rule with the given hyper-parameters (each checked).
 
     A rule object (``SeedRule(beta=0.95)``, checked when it was built) is returned
@@ -105,9 +108,7 @@ def advance(rule: Rule, state: Any, loss: float) -> Any | None:
     return new if math.isfinite(factor) and all(map(math.isfinite, new)) else None
 
 
-def simulate(
-    losses: Iterable[float], rule: str | SeedRule | EveRule | TrendRule = "seed", **hparams: float
-) -> list[float]:
+def simulate(losses: Iterable[float], rule: RuleSpec = "seed", **hparams: float) -> list[float]:
     """The factor after each loss of a recorded loss curve.
 
     Skipped losses (see ``advance``) repeat the factor, as the scheduler does.
@@ -121,7 +122,7 @@ def simulate(
 
 
 def simulate_states(
-    losses: Iterable[float], rule: str | SeedRule | EveRule | TrendRule = "seed", **hparams: float
+    losses: Iterable[float], rule: RuleSpec = "seed", **hparams: float
 ) -> list[Any]:
     """The rule's state (e.g. ``t``, ``d``, ``v`` for ``seed``) after each loss."""
     return list(_states(make_rule(rule, **hparams), losses))
