@@ -631,13 +631,10 @@ def _scaled_lr(lr: Tensor, factor: float | Tensor, min_lr: float) -> Tensor:
     return torch.clamp(scaled, min=min_lr).to(lr.dtype)
 
 
-def _step(scheduler: LossFeedbackScheduler, loss: Any) -> None:
-    LossFeedbackScheduler.step(scheduler, loss)  # this class's: a subclass's ran in the graph
-
-
-# ``scheduler.step(loss)`` that a caller's torch.compile runs eagerly, as a graph break
+# This class's step (a subclass's own ran in the graph), that a caller's torch.compile
+# runs eagerly, as a graph break.
 _step_outside_the_graph: Callable[[LossFeedbackScheduler, Any], None] = (
-    torch.compiler.disable(_step)  # type: ignore[no-untyped-call]  # untyped in torch
+    torch.compiler.disable(LossFeedbackScheduler.step)  # type: ignore[no-untyped-call]
 )
 
 
