@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # the package itself accepts any torch>=2.4.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test lint bench install
+.PHONY: demo test test-oldest lint bench install
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,13 @@ bench: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The suite on the oldest versions pyproject.toml admits, in .venv-oldest (not run by
+# CI: PyPI's torch 2.4.1 is a CUDA build, about 5 GB installed; it runs on the CPU).
+OLDEST ?= torch==2.4.1 lightning==2.5.0 pytorch-lightning==2.5.0
+test-oldest:
+	$(PYTHON) -m venv .venv-oldest
+	.venv-oldest/bin/pip install --quiet --upgrade pip
+	.venv-oldest/bin/pip install --quiet $(OLDEST)
+	.venv-oldest/bin/pip install --quiet -e ".[test]" $(OLDEST)
+	.venv-oldest/bin/python -m pytest -q

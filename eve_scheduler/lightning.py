@@ -31,6 +31,7 @@ from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
+from packaging.version import Version
 from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
@@ -42,15 +43,24 @@ from eve_scheduler.losses import check_scalar, loss_to_float
 from eve_scheduler.scheduler import LossFeedbackScheduler, min_lr_per_group
 
 _INSTALL_HINT = 'pip install "eve-scheduler[lightning]"'
+OLDEST_LIGHTNING = "2.5"  # tested from 2.5; with 2.4 a resumed run takes other LRs
 
 
 def _lightning_namespace() -> Any:
     """``lightning.pytorch`` if it is installed, else ``pytorch_lightning``."""
     for name in ("lightning.pytorch", "pytorch_lightning"):
         try:
-            return importlib.import_module(name)
+            namespace = importlib.import_module(name)
         except ImportError:
             continue
+        if Version(namespace.__version__) < Version(OLDEST_LIGHTNING):
+            package = name.split(".")[0].replace("_", "-")
+            raise ImportError(
+                f"EveCallback needs Lightning >= {OLDEST_LIGHTNING}, this is {package} "
+                f'{namespace.__version__}. Upgrade it with: pip install -U "{package}>='
+                f'{OLDEST_LIGHTNING}"'
+            )
+        return namespace
     raise ImportError(
         f"EveCallback needs Lightning, which is not installed. Install it with: {_INSTALL_HINT}"
     )

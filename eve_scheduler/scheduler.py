@@ -410,7 +410,8 @@ class LossFeedbackScheduler(LRScheduler):
         """``capturable=True``: one step on the device, fused into one kernel if asked."""
         feedback, steps = cast(DeviceFeedback, self._on_device), cast(Tensor, self._steps)
         lrs = [group["lr"] for group in self.optimizer.param_groups]
-        unscaled_lrs = cast(list[Tensor], self.unscaled_lrs)
+        # a string type: torch 2.4's Dynamo cannot trace the expression list[Tensor]
+        unscaled_lrs = cast("list[Tensor]", self.unscaled_lrs)
         args = (feedback, loss.detach(), steps, lrs, unscaled_lrs, self.min_lrs)
         if not self.fused or torch.compiler.is_compiling():  # a caller's compile traces it
             self._last_lr = [*_device_step(*args)]
@@ -549,13 +550,19 @@ def _built_schedule(schedule: Any, optimizer: Any) -> LRScheduler | None:
     return cast(LRScheduler | None, schedule)
 
 
+def fused_supported() -> bool:
+    """Whether this torch can run ``fused=True``: torch >= 2.6, which has
+    ``torch.compiler.set_stance`` (the check that nothing compiles during a capture)."""
+    return hasattr(torch.compiler, "set_stance")
+
+
 def _check_fused(fused: bool, capturable: bool) -> bool:
     if fused and not capturable:
         raise ValueError(
             "fused=True compiles the device step of capturable=True; pass both "
             "(capturable=True, fused=True)"
         )
-    if fused and not hasattr(torch.compiler, "set_stance"):
+    if fused and not fused_supported():
         raise ValueError(f"fused=True needs torch >= 2.6, this is torch {torch.__version__}")
     return bool(fused)
 

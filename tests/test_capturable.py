@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 import torch._dynamo
+from fused_support import OPS_AND_FUSED, needs_fused
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_diabetes
@@ -233,7 +234,7 @@ def test_device_factors_match_the_float_path_for_any_stream_and_hyper_parameters
 
 
 @pytest.mark.usefixtures("fresh_dynamo")
-@pytest.mark.parametrize("fused", [False, True], ids=["ops", "fused"])
+@pytest.mark.parametrize("fused", OPS_AND_FUSED)
 def test_a_loss_that_would_overflow_the_state_is_skipped_as_on_the_float_path(
     fused: bool,
 ) -> None:
@@ -268,7 +269,7 @@ def test_a_loss_that_would_make_the_factor_nan_is_skipped_as_on_the_float_path()
 
 
 @pytest.mark.usefixtures("fresh_dynamo")
-@pytest.mark.parametrize("fused", [False, True], ids=["ops", "fused"])
+@pytest.mark.parametrize("fused", OPS_AND_FUSED)
 def test_lr_tensors_of_shape_1_1_are_written(fused: bool) -> None:
     opt = one_group(torch.full((1, 1), 0.1))
     scheduler = LossFeedbackScheduler(opt, capturable=True, fused=fused)
@@ -513,7 +514,7 @@ def captured_tensors(scheduler: LossFeedbackScheduler) -> dict[str, tuple[int, i
     return {name: (id(t), t.data_ptr()) for name, t in tensors.items()}
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["ops", "fused"])
+@pytest.mark.parametrize("fused", OPS_AND_FUSED)
 @pytest.mark.parametrize("rule", RULE_NAMES)
 def test_state_factor_and_lr_tensors_keep_their_identity(rule: str, fused: bool) -> None:
     params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(2)]
@@ -861,6 +862,7 @@ def aten_ops(run: Any) -> list[str]:
     return [event.name for event in prof.events() if event.name.startswith("aten::")]
 
 
+@needs_fused
 @pytest.mark.usefixtures("fresh_dynamo")
 @pytest.mark.parametrize("rule", RULE_NAMES)
 def test_fused_gives_the_float_path_lrs_bit_for_bit(rule: str) -> None:
@@ -876,6 +878,7 @@ def test_fused_gives_the_float_path_lrs_bit_for_bit(rule: str) -> None:
     ]
 
 
+@needs_fused
 @pytest.mark.usefixtures("fresh_dynamo")
 @pytest.mark.parametrize("rule", RULE_NAMES)
 def test_a_fused_step_runs_one_compiled_kernel_and_no_other_op(rule: str) -> None:
@@ -894,6 +897,7 @@ def test_a_fused_step_runs_one_compiled_kernel_and_no_other_op(rule: str) -> Non
     assert len(aten_ops(lambda: build(False).step(loss))) > 40  # what it replaces
 
 
+@needs_fused
 @pytest.mark.usefixtures("fresh_dynamo")
 def test_fused_schedulers_of_the_same_configuration_share_one_compiled_step() -> None:
     def run(lr: float, losses: list[float]) -> None:
@@ -911,6 +915,7 @@ def test_fused_schedulers_of_the_same_configuration_share_one_compiled_step() ->
             run(lr, [3.0, math.nan, 2.0, 1.5])
 
 
+@needs_fused
 @pytest.mark.usefixtures("fresh_dynamo")
 def test_fused_schedulers_with_other_hyper_parameters_compile_once_more_and_stay_exact() -> None:
     counters.clear()
@@ -929,6 +934,7 @@ def test_fused_schedulers_with_other_hyper_parameters_compile_once_more_and_stay
     assert counters["stats"]["unique_graphs"] == 2  # torch 2.13: then beta is an input
 
 
+@needs_fused
 @pytest.mark.usefixtures("fresh_dynamo")
 def test_fused_inside_a_callers_compiled_step_is_traced_whole() -> None:
     def build(fused: bool) -> tuple[torch.optim.Optimizer, LossFeedbackScheduler]:
@@ -948,7 +954,15 @@ def test_fused_inside_a_callers_compiled_step_is_traced_whole() -> None:
 
 
 @pytest.mark.usefixtures("fresh_dynamo")
-@pytest.mark.parametrize("how", ["ops", "fused", "caller-compiled", "caller-compiled-fused"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "ops",
+        pytest.param("fused", marks=needs_fused),
+        "caller-compiled",
+        pytest.param("caller-compiled-fused", marks=needs_fused),
+    ],
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_lr_tensors_of_every_float_dtype_are_written(how: str, dtype: torch.dtype) -> None:
     # torch.compile (2.13) drops an in-place write to a 0-d float64 input; the LRs
@@ -967,6 +981,7 @@ def test_lr_tensors_of_every_float_dtype_are_written(how: str, dtype: torch.dtyp
         assert torch.equal(opt.param_groups[0]["lr"], expected), value
 
 
+@needs_fused
 @pytest.mark.usefixtures("fresh_dynamo")
 def test_a_fused_step_that_would_compile_during_a_capture_is_an_error(
     monkeypatch: pytest.MonkeyPatch,
@@ -1000,6 +1015,6 @@ def test_fused_needs_capturable() -> None:
 
 
 def test_fused_needs_a_torch_with_compile_stances(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(torch.compiler, "set_stance")
+    monkeypatch.delattr(torch.compiler, "set_stance", raising=False)  # absent before 2.6
     with pytest.raises(ValueError, match=re.escape("fused=True needs torch >= 2.6")):
         LossFeedbackScheduler(one_group(torch.tensor(0.1)), capturable=True, fused=True)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from fused_support import OPS_AND_FUSED
 
 from eve_scheduler import LossFeedbackScheduler
 
@@ -166,7 +167,7 @@ def capturable_setup(
     return model, opt, LossFeedbackScheduler(opt, rule=rule, capturable=True, fused=fused)
 
 
-FUSED = pytest.mark.parametrize("fused", [False, True], ids=["ops", "fused"])
+FUSED = pytest.mark.parametrize("fused", OPS_AND_FUSED)
 
 
 @cuda
