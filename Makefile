@@ -37,9 +37,10 @@ lint: $(BIN)/.installed
 
 # The suite on the oldest versions pyproject.toml admits, in .venv-oldest (not run by
 # CI: PyPI's torch 2.4.1 is a CUDA build, about 5 GB installed; it runs on the CPU).
+OLDEST_PYTHON ?= python3.10
 OLDEST ?= torch==2.4.1 lightning==2.5.0 pytorch-lightning==2.5.0
 test-oldest:
-	$(PYTHON) -m venv .venv-oldest
+	$(OLDEST_PYTHON) -m venv .venv-oldest
 	.venv-oldest/bin/pip install --quiet --upgrade pip
 	.venv-oldest/bin/pip install --quiet $(OLDEST)
 	.venv-oldest/bin/pip install --quiet -e ".[test]" $(OLDEST)
