@@ -189,6 +189,18 @@ def test_lr_is_the_schedule_times_the_factor_of_the_losses(
     assert callback.schedulers[0].state.t == 12
 
 
+def test_each_fit_starts_the_feedback_afresh() -> None:
+    """A fit builds new optimizers: a reused callback gives them new feedback (factor 1)."""
+    pl = importlib.import_module("lightning.pytorch")
+    callback = EveCallback()
+    first, second = regressor(pl), regressor(pl)
+    trainer(pl, [callback], max_epochs=1).fit(first, data())
+    trainer(pl, [callback], max_epochs=1).fit(second, data())
+    assert second.losses == first.losses  # the same start: the same model, data and LRs
+    assert second.lrs == first.lrs == expected_lrs([LR] * 6, second.losses)
+    assert callback.schedulers[0].state.t == 6
+
+
 def test_a_training_step_returning_a_dict_and_no_logging() -> None:
     pl = importlib.import_module("lightning.pytorch")
     base = type(regressor(pl))
