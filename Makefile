@@ -42,6 +42,5 @@ OLDEST ?= torch==2.4.1 lightning==2.5.0 pytorch-lightning==2.5.0
 test-oldest:
 	$(OLDEST_PYTHON) -m venv .venv-oldest
 	.venv-oldest/bin/pip install --quiet --upgrade pip
-	.venv-oldest/bin/pip install --quiet $(OLDEST)
 	.venv-oldest/bin/pip install --quiet -e ".[test]" $(OLDEST)
 	.venv-oldest/bin/python -m pytest -q
