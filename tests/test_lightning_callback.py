@@ -1304,6 +1304,33 @@ def test_resume_mid_epoch_loses_no_feedback_state(tmp_path: Path) -> None:
     assert model.batches[:2] == whole.batches[:2] != whole.batches[4:6]  # replayed from the start
 
 
+@pytest.mark.parametrize("interval", ["step", "epoch"])
+def test_resume_mid_epoch_with_a_stateful_data_loader_repeats_the_uninterrupted_run(
+    tmp_path: Path, interval: str
+) -> None:
+    """Saved after step 4 of 6: Lightning resumes a data loader that has a
+    ``state_dict`` (torchdata's ``StatefulDataLoader``) at batch 5, so with the
+    feedback state restored the rest of the run is the uninterrupted one, exactly."""
+    stateful = pytest.importorskip("torchdata.stateful_dataloader")
+    pl = importlib.import_module("lightning.pytorch")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def fit(folder: str, ckpt_path: str | None = None, **checkpointing: Any) -> Any:
+        model = regressor(pl, schedule=warmup_then_cosine, interval=interval)
+        saver = ModelCheckpoint(dirpath=tmp_path / folder, save_top_k=-1, **checkpointing)
+        loader = stateful.StatefulDataLoader(data().dataset, batch_size=16)
+        callbacks = [EveCallback(interval=interval), saver]
+        trainer(pl, callbacks, enable_checkpointing=True).fit(model, loader, ckpt_path=ckpt_path)
+        return model
+
+    whole = fit("whole", every_n_train_steps=4)
+    rest = fit("rest", str(tmp_path / "whole" / "epoch=0-step=4.ckpt"))
+    assert rest.batches == whole.batches[4:]  # resumed at batch 5, not replayed
+    assert rest.losses == whole.losses[4:]
+    assert rest.lrs == whole.lrs[4:]
+    assert len(rest.lrs) == 2 + 6
+
+
 def test_state_dict_is_plain_data(tmp_path: Path) -> None:
     pl = importlib.import_module("lightning.pytorch")
     callback = EveCallback(interval="epoch")
