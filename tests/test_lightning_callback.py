@@ -992,11 +992,13 @@ def fit_with_checkpoints(
     ckpt_path: str | None = None,
     interval: str = "step",
     validate: bool = False,
+    loader: Callable[[], Any] = data,
     **checkpointing: Any,
 ) -> tuple[Any, EveCallback]:
-    """``regressor`` with warmup-cosine trained with checkpoints; with ``validate``, one
-    validation batch an epoch, and checkpoints written at validation end (as
-    ``ModelCheckpoint`` does when validation runs more often than once an epoch)."""
+    """``regressor`` with warmup-cosine trained with checkpoints on the batches of
+    ``loader()``; with ``validate``, one validation batch an epoch, and checkpoints
+    written at validation end (as ``ModelCheckpoint`` does when validation runs more
+    often than once an epoch)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     base = type(with_validation(pl) if validate else regressor(pl))
@@ -1019,7 +1021,7 @@ def fit_with_checkpoints(
         limit_val_batches=1 if validate else 0,
     )
     val_data = data(batches=1, seed=1) if validate else None
-    fit.fit(model, data(), val_data, ckpt_path=ckpt_path)
+    fit.fit(model, loader(), val_data, ckpt_path=ckpt_path)
     return model, callback
 
 
@@ -1313,18 +1315,14 @@ def test_resume_mid_epoch_with_a_stateful_data_loader_repeats_the_uninterrupted_
     feedback state restored the rest of the run is the uninterrupted one, exactly."""
     stateful = pytest.importorskip("torchdata.stateful_dataloader")
     pl = importlib.import_module("lightning.pytorch")
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
-    def fit(folder: str, ckpt_path: str | None = None, **checkpointing: Any) -> Any:
-        model = regressor(pl, schedule=warmup_then_cosine, interval=interval)
-        saver = ModelCheckpoint(dirpath=tmp_path / folder, save_top_k=-1, **checkpointing)
-        loader = stateful.StatefulDataLoader(data().dataset, batch_size=16)
-        callbacks = [EveCallback(interval=interval), saver]
-        trainer(pl, callbacks, enable_checkpointing=True).fit(model, loader, ckpt_path=ckpt_path)
-        return model
+    def loader() -> Any:
+        return stateful.StatefulDataLoader(data().dataset, batch_size=16)
 
-    whole = fit("whole", every_n_train_steps=4)
-    rest = fit("rest", str(tmp_path / "whole" / "epoch=0-step=4.ckpt"))
+    common: dict[str, Any] = {"max_epochs": 2, "interval": interval, "loader": loader}
+    whole, _ = fit_with_checkpoints(pl, tmp_path / "whole", every_n_train_steps=4, **common)
+    checkpoint = str(tmp_path / "whole" / "epoch=0-step=4.ckpt")
+    rest, _ = fit_with_checkpoints(pl, tmp_path / "rest", ckpt_path=checkpoint, **common)
     assert rest.batches == whole.batches[4:]  # resumed at batch 5, not replayed
     assert rest.losses == whole.losses[4:]
     assert rest.lrs == whole.lrs[4:]
