@@ -685,6 +685,7 @@ class _OptimizerFeedback:
             self.window = []  # the optimizer step these losses led to was skipped
         self.attempted = False
         self.stepped = False
+        self._inside_step = False  # over, even if optimizer.step raised and was caught
 
     def feed(self, value: Tensor) -> None:
         self.scheduler.step(value)

@@ -7,6 +7,7 @@ on a copy of the optimizer gives the unscaled LR of each step, and the literal r
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import importlib
@@ -29,6 +30,7 @@ from torch.optim import SGD, Optimizer
 from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
     ExponentialLR,
+    LambdaLR,
     LinearLR,
     ReduceLROnPlateau,
     SequentialLR,
@@ -166,6 +168,11 @@ def halve_each_epoch(optimizer: Optimizer) -> StepLR:
     return StepLR(optimizer, step_size=1, gamma=0.5)
 
 
+def inverse_time(optimizer: Optimizer) -> LambdaLR:
+    """A schedule that writes its LR outright (not as a change of the LR it finds)."""
+    return LambdaLR(optimizer, lambda step: 1 / (1 + step))
+
+
 # -- the no-argument case, with and without a schedule, in both namespaces ---------
 
 
@@ -289,25 +296,47 @@ def test_accumulation_feeds_the_mean_undivided_loss_of_each_step(accumulate: int
     assert model.lrs == expected_lrs(unscaled, fed, f_star=-0.5)
 
 
-def skipping_regressor(pl: Any, how: str, skip: int) -> Any:
-    """``regressor`` whose optimizer step on batch ``skip`` does not happen.
+def skipping_regressor(
+    pl: Any, skips: dict[int, str], *, by_hand: MakeSchedule | None = None
+) -> Any:
+    """``regressor`` whose optimizer step does not happen on the batches in ``skips``.
 
-    ``how="grad-scaler"``: the gradients are made infinite, so that a real
-    ``GradScaler`` skips ``optimizer.step``. ``how="no-step"``: ``optimizer_step``
-    runs the closure but not the step (Lightning still counts it).
+    ``"grad-scaler"``: the gradients are made infinite, so that a real
+    ``GradScaler`` skips ``optimizer.step``. ``"no-step"``: ``optimizer_step``
+    runs the closure but not the step (Lightning still counts it). ``"raises"``:
+    ``optimizer.step`` raises after its pre-hooks and the closure ran, and
+    ``optimizer_step`` catches the error (Lightning still counts the step).
+    ``by_hand``: a schedule that ``optimizer_step`` steps itself at its end, in
+    place of the one that Lightning steps.
     """
-    base = type(regressor(pl, schedule=warmup_then_cosine))
+    base = type(regressor(pl, schedule=None if by_hand else warmup_then_cosine))
 
     class Skipping(base):
+        def configure_optimizers(self) -> Any:
+            optimizers = super().configure_optimizers()
+            self.by_hand = by_hand(optimizers) if by_hand else None
+            return optimizers
+
         def on_after_backward(self) -> None:
-            if how == "grad-scaler" and len(self.losses) == skip + 1:
+            if skips.get(len(self.losses) - 1) == "grad-scaler":
                 self.net.weight.grad.fill_(math.inf)
 
         def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, closure: Any) -> None:
-            if how == "no-step" and batch_idx == skip:
+            how = skips.get(batch_idx)
+            if how == "no-step":
                 closure()
-                return
-            optimizer.step(closure=closure)
+            elif how == "raises":
+
+                def failing_closure() -> None:
+                    closure()
+                    raise RuntimeError("the step failed")
+
+                with contextlib.suppress(RuntimeError):
+                    optimizer.step(closure=failing_closure)
+            else:
+                optimizer.step(closure=closure)
+            if self.by_hand is not None:
+                self.by_hand.step()
 
     return Skipping()
 
@@ -318,7 +347,7 @@ def test_a_skipped_optimizer_step_feeds_nothing(how: str) -> None:
     from lightning.pytorch.plugins import MixedPrecision
 
     skip = 2
-    model = skipping_regressor(pl, how, skip)
+    model = skipping_regressor(pl, {skip: how})
     callback = EveCallback()
     plugins = []
     if how == "grad-scaler":  # fp16 AMP with a real GradScaler, on the CPU
@@ -338,6 +367,28 @@ def test_a_skipped_optimizer_step_feeds_nothing(how: str) -> None:
     factors_by_batch = factors[: skip + 1] + factors[skip:]
     expected = [lr * f for lr, f in zip(unscaled, factors_by_batch, strict=True)]
     del expected[skip]  # no optimizer step used the LR of the skipped batch
+    assert model.lrs == expected
+
+
+def test_an_error_caught_in_optimizer_step_is_over_at_the_end_of_its_batch() -> None:
+    """After an ``optimizer.step`` that raised (its pre-hooks ran, its post-hooks did
+    not), the next batch's skipped step still opens the unscaled window, so that a
+    schedule stepped by hand after it changes the unscaled LR, not the scaled one."""
+    pl = importlib.import_module("lightning.pytorch")
+    skips = {1: "raises", 2: "no-step"}
+    model = skipping_regressor(pl, skips, by_hand=inverse_time)
+    callback = EveCallback()
+    fit = trainer(pl, [callback], max_epochs=1)
+    fit.fit(model, data())
+
+    assert fit.global_step == 6
+    stepped = [i for i in range(6) if i not in skips]
+    assert callback.schedulers[0].state.t == len(stepped)
+    unscaled = schedule_alone(inverse_time, 6)
+    factors = factors_before_each_loss([model.losses[i] for i in stepped])
+    fed_before = [sum(j < i for j in stepped) for i in range(6)]
+    # The step pre-hooks ran on every batch but the one that skipped optimizer.step.
+    expected = [unscaled[i] * factors[fed_before[i]] for i in range(6) if skips.get(i) != "no-step"]
     assert model.lrs == expected
 
 
