@@ -138,7 +138,7 @@ def _trend_fit(rule: TrendRule, s: States) -> tuple[Tensor, Tensor, Tensor, Tens
     drop = (s["first"] - level) / noise
     one = t == 1
     return (
-        torch.where(one, a_hat, level),
+        torch.where(one, s["first"], level),
         torch.where(one, 0.0, trend),
         noise,
         torch.where(one, 0.0, z),

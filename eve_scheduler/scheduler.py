@@ -121,29 +121,24 @@ class LossFeedbackScheduler(LRScheduler):
             raise TypeError(
                 f"optimizer must have a list of param_groups, got {type(optimizer).__name__}"
             )
-        schedule = _built_schedule(schedule, optimizer)
-        if schedule is not None and getattr(schedule, "optimizer", optimizer) is not optimizer:
-            raise ValueError("schedule must be built on the same optimizer as this scheduler")
-        if isinstance(schedule, ReduceLROnPlateau):
-            raise ValueError(
-                "schedule= is stepped without arguments, and ReduceLROnPlateau needs a "
-                "metric: step it yourself, inside `with scheduler.unscaled():`"
-            )
         self.optimizer = cast(Optimizer, optimizer)  # duck-typed: only param_groups is used
         self.rule: Rule = make_rule(rule, **hparams)
-        self.schedule = schedule
         self.strict = check_flag("strict", strict)
         self._losses = DeferredLosses(lag)
         self.min_lrs = self._check_min_lr(min_lr)
         self._check_shared_lrs()
+        self.fused = _check_fused(check_flag("fused", fused), check_flag("capturable", capturable))
+        device = self._capturable_device(strict, lag) if capturable else None
+        # built once every argument is checked: building a schedule changes the LRs
+        self.schedule = _built_schedule(schedule, optimizer)
         self.skipped: int | Tensor = 0
         self.state: Any = self.rule.init()
         self.factor: float | Tensor = self.rule.factor(self.state)
         self._on_device: DeviceFeedback | None = None
         self._steps: int | Tensor = 0  # step calls; on the device with capturable=True
-        self.fused = _check_fused(check_flag("fused", fused), check_flag("capturable", capturable))
-        if capturable:  # state, factor and skipped become live device tensors
-            self._on_device = DeviceFeedback(self.rule, self._capturable_device(strict, lag))
+        self._inside_unscaled = False
+        if device is not None:  # state, factor and skipped become live device tensors
+            self._on_device = DeviceFeedback(self.rule, device)
             self.state = type(self.rule.init())(**self._on_device.state)
             self.factor = self._on_device.factor
             self.skipped = self._on_device.skipped
@@ -165,9 +160,11 @@ class LossFeedbackScheduler(LRScheduler):
             TypeError: ``loss`` is missing or not a real scalar.
             ValueError: ``loss`` has more than one element.
             BadLossError: in strict mode, a loss that the default mode skips.
+            RuntimeError: called inside ``with scheduler.unscaled():``.
         """
         if epoch is not None:
             raise TypeError("LossFeedbackScheduler.step takes no epoch argument")
+        self._refuse_inside_unscaled("step")
         if self._on_device is None and torch.compiler.is_dynamo_compiling():
             # Inside a caller's torch.compile: the host path reads the loss and does
             # float arithmetic, on which Dynamo would specialize and recompile every step.
@@ -182,7 +179,9 @@ class LossFeedbackScheduler(LRScheduler):
             if value is not None:
                 new_state = advance(self.rule, self.state, value)
                 if new_state is None:
-                    self._reject(value)  # in strict mode, raises before the state changes
+                    # in strict mode, raises before the rule state changes; with lag, the
+                    # bad loss is dropped and this call's loss stays queued (docs/gpu.md)
+                    self._reject(value)
         if self.schedule is not None:
             if _capturing():
                 raise RuntimeError(
@@ -227,14 +226,19 @@ class LossFeedbackScheduler(LRScheduler):
         Use it to step another schedule by hand: on exit, whatever LRs the groups
         hold become the new unscaled LRs, and the current factor is applied again.
         Build that schedule before this scheduler, or in this block too: a torch
-        schedule takes the LR it finds as its base (``initial_lr``).
+        schedule takes the LR it finds as its base (``initial_lr``). Blocks do not nest,
+        and ``step`` and ``load_state_dict`` are refused inside one (a ``RuntimeError``):
+        the LRs they write would become the unscaled LRs on exit.
         """
+        self._refuse_inside_unscaled("unscaled")
         self._adopt_new_groups()
         for group, lr in zip(self.optimizer.param_groups, self.unscaled_lrs, strict=True):
             _write_lr(group, lr)
+        self._inside_unscaled = True
         try:
             yield
         finally:
+            self._inside_unscaled = False
             self._adopt_new_groups()  # groups added in the block: their LR is unscaled
             self._capture_unscaled_lrs()
             self._apply_factor()
@@ -269,8 +273,11 @@ class LossFeedbackScheduler(LRScheduler):
 
         Raises:
             ValueError: the state comes from another version, another rule, or an
-                optimizer with another number of param groups.
+                optimizer with another number of param groups; or, with
+                ``capturable=True``, the groups no longer hold tensor LRs.
+            RuntimeError: called inside ``with scheduler.unscaled():``.
         """
+        self._refuse_inside_unscaled("load_state_dict")
         version = state_dict.get("version")
         if version != STATE_VERSION:
             raise ValueError(
@@ -296,6 +303,9 @@ class LossFeedbackScheduler(LRScheduler):
             )
         if (state_dict["schedule"] is None) != (self.schedule is None):
             raise ValueError("the state and this scheduler disagree on whether a schedule is owned")
+        if self._on_device is not None:
+            for group in groups:
+                _check_capturable_lr(group["lr"], self._on_device.device)
         self._warn_if_settings_differ(hparams_of(rule), state_dict["min_lrs"])
         self.rule = rule
         if self._on_device is not None:
@@ -320,6 +330,14 @@ class LossFeedbackScheduler(LRScheduler):
         self._apply_factor()
 
     # -- internals -------------------------------------------------------------------
+
+    def _refuse_inside_unscaled(self, method: str) -> None:
+        if self._inside_unscaled:
+            raise RuntimeError(
+                f"scheduler.{method}() inside `with scheduler.unscaled():`: on exit the block "
+                "takes the LRs the groups hold as the unscaled LRs, so the factor would be "
+                f"applied twice; call {method}() outside the block"
+            )
 
     def _warn_if_settings_differ(self, hparams: dict[str, float], min_lrs: list[float]) -> None:
         """Say when a checkpoint's settings replace the ones this scheduler was built with."""
@@ -410,13 +428,28 @@ class LossFeedbackScheduler(LRScheduler):
         """``capturable=True``: one step on the device, fused into one kernel if asked."""
         feedback, steps = cast(DeviceFeedback, self._on_device), cast(Tensor, self._steps)
         lrs = [group["lr"] for group in self.optimizer.param_groups]
+        for lr in lrs:
+            _check_capturable_lr(lr, feedback.device)
         # a string type: torch 2.4's Dynamo cannot trace the expression list[Tensor]
         unscaled_lrs = cast("list[Tensor]", self.unscaled_lrs)
         args = (feedback, loss.detach(), steps, lrs, unscaled_lrs, self.min_lrs)
         if not self.fused or torch.compiler.is_compiling():  # a caller's compile traces it
             self._last_lr = [*_device_step(*args)]
         elif not _capturing():
-            self._last_lr = [*_fused_device_step()(*args)]
+            try:
+                self._last_lr = [*_fused_device_step()(*args)]
+            except Exception as error:  # raised before the compiled step runs
+                if type(error).__name__ not in _RECOMPILE_LIMIT_ERRORS:
+                    raise
+                self.fused = False
+                warnings.warn(
+                    "fused=True: torch's limit of compiled variants of one function "
+                    "(torch._dynamo.config.recompile_limit) is reached, so this scheduler "
+                    "steps uncompiled from now on (the same values, as capturable=True alone)",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                self._last_lr = [*_device_step(*args)]
         else:
             self._last_lr = [*_replay_compiled(_fused_device_step(), args)]
 
@@ -505,6 +538,11 @@ def _device_step(
     return scaled
 
 
+# What the compiled step raises at torch's recompile limit with fullgraph=True (torch 2.6
+# named it FailOnCacheLimitHit); matched by name, as torch._dynamo.exc is private.
+_RECOMPILE_LIMIT_ERRORS = ("FailOnRecompileLimitHit", "FailOnCacheLimitHit")
+
+
 @functools.cache
 def _fused_device_step() -> Callable[..., list[Tensor]]:
     """``_device_step`` compiled by ``torch.compile`` (inductor): one fused kernel."""
@@ -538,16 +576,29 @@ def min_lr_per_group(min_lr: Any) -> list[Any] | None:
 
 
 def _built_schedule(schedule: Any, optimizer: Any) -> LRScheduler | None:
-    """``schedule``, or the schedule it builds on ``optimizer`` where it is a callable."""
-    if schedule is not None and not hasattr(schedule, "step") and callable(schedule):
-        schedule = schedule(optimizer)
-    if schedule is not None and not (hasattr(schedule, "step") and hasattr(schedule, "state_dict")):
+    """``schedule``, or the schedule it builds on ``optimizer`` where it is a callable
+    (a scheduler class too: ``schedule=ConstantLR`` builds ``ConstantLR(optimizer)``)."""
+    if schedule is None:
+        return None
+    built = schedule
+    if isinstance(schedule, type) or (callable(schedule) and not hasattr(schedule, "step")):
+        built = schedule(optimizer)
+    is_schedule = hasattr(built, "step") and hasattr(built, "state_dict")
+    if isinstance(built, type) or not is_schedule:
+        made = "" if built is schedule else f", which built {built!r}"
         raise TypeError(
             "schedule must be an LR scheduler built on this optimizer, or a callable that "
             "builds one from it (e.g. functools.partial(CosineAnnealingLR, T_max=100)), "
-            f"got {schedule!r}"
+            f"got {schedule!r}{made}"
         )
-    return cast(LRScheduler | None, schedule)
+    if getattr(built, "optimizer", optimizer) is not optimizer:
+        raise ValueError("schedule must be built on the same optimizer as this scheduler")
+    if isinstance(built, ReduceLROnPlateau):
+        raise ValueError(
+            "schedule= is stepped without arguments, and ReduceLROnPlateau needs a "
+            "metric: step it yourself, inside `with scheduler.unscaled():`"
+        )
+    return cast(LRScheduler, built)
 
 
 def fused_supported() -> bool:
@@ -592,7 +643,9 @@ def _check_capturable_lr(lr: Any, device: torch.device | None) -> None:
         raise ValueError(
             "capturable=True needs tensor LRs in every param group, all on one device "
             f"({device}): got lr={lr!r}; e.g. torch.optim.AdamW(params, "
-            "lr=torch.tensor(1e-3, device='cuda'), capturable=True)"
+            "lr=torch.tensor(1e-3, device='cuda'), capturable=True). (An optimizer state "
+            "saved with float LRs puts floats into the groups when loaded: put tensors back "
+            "before stepping or loading this scheduler's state.)"
         )
 
 
@@ -667,7 +720,11 @@ def _to_python_float(lr: float | Tensor) -> float:
 
 
 def _like(current: Any, value: float) -> float | Tensor:
-    """A stored unscaled LR in the form the group's LR has (tensor or float)."""
+    """A stored unscaled LR in the form the group's LR has: a tensor, a float, or a
+    numpy float (``numpy.float32(0.1)``, whose arithmetic then stays in float32)."""
     if isinstance(current, Tensor):
         return torch.full_like(current, value)
+    if isinstance(current, numbers.Real) and not isinstance(current, numbers.Integral | float):
+        numpy_float = cast(Callable[[float], float], type(current))
+        return numpy_float(value)
     return value

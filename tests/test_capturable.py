@@ -194,7 +194,7 @@ def _hparams(rule_name: str, f_star: float) -> st.SearchStrategy[dict[str, float
                 "max_step": st.sampled_from([0.01, 0.1, 5.0]),
                 "f_min": st.sampled_from([0.05, 1.0]),
                 "f_max": st.sampled_from([1.0, 10.0]),
-                "eps": st.sampled_from([1e-9, 1e-3]),
+                "eps": st.sampled_from([1e-6, 1e-3]),
                 "f_star": st.just(f_star),
             }
         )
@@ -710,6 +710,24 @@ def test_a_group_added_with_a_float_lr_is_refused_at_the_next_step() -> None:
     assert scheduler.state_dict() == before  # refused before the loss entered the rule
 
 
+def test_float_lrs_put_back_by_an_optimizer_checkpoint_are_refused_clearly() -> None:
+    # loading an optimizer state saved with float LRs replaces the tensor LRs with floats
+    opt = one_group(torch.tensor(0.1))
+    scheduler = LossFeedbackScheduler(opt, capturable=True)
+    scheduler.step(torch.tensor(2.0))
+    saved = scheduler.state_dict()
+    opt.load_state_dict(one_group(0.1).state_dict())
+    assert type(opt.param_groups[0]["lr"]) is float
+    for call in [lambda: scheduler.load_state_dict(saved), lambda: scheduler.step(1.0)]:
+        with pytest.raises(ValueError, match=r"capturable=True needs tensor LRs.*lr=0\.1"):
+            call()
+    assert opt.param_groups[0]["lr"] == 0.1
+    opt.param_groups[0]["lr"] = torch.tensor(0.1)  # the fix the message gives
+    scheduler.load_state_dict(saved)
+    assert float(opt.param_groups[0]["lr"]) == pytest.approx(0.05)  # seed: 0.5 at t = 1
+    assert scheduler.state_dict() == saved  # the refused calls changed nothing
+
+
 def test_a_loss_on_another_device_than_cpu_lrs_is_refused() -> None:
     # On a GPU this is a CUDA loss with CPU LR tensors, which would be read on the host
     # at every step; the "meta" device stands in for the other device here.
@@ -932,6 +950,28 @@ def test_fused_schedulers_with_other_hyper_parameters_compile_once_more_and_stay
                 assert torch.equal(opts[0].param_groups[0]["lr"], opts[1].param_groups[0]["lr"])
         assert_same_state(fused.state_dict(), default.state_dict(), f"beta={beta}")
     assert counters["stats"]["unique_graphs"] == 2  # torch 2.13: then beta is an input
+
+
+@needs_fused
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_past_the_recompile_limit_a_fused_scheduler_warns_and_steps_uncompiled() -> None:
+    # each value of min_lr is a compiled variant; past torch's limit, fullgraph=True
+    # raises instead of falling back, so the scheduler runs the same step uncompiled
+    losses = [2.0, 1.9, math.nan, 1.7]
+    with torch._dynamo.config.patch(recompile_limit=2):
+        for i, min_lr in enumerate([1e-6, 2e-6, 3e-6, 4e-6]):
+            opts = [one_group(torch.tensor(0.1)) for _ in range(2)]
+            fused = LossFeedbackScheduler(opts[0], capturable=True, fused=True, min_lr=min_lr)
+            alone = LossFeedbackScheduler(opts[1], capturable=True, min_lr=min_lr)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                for loss in losses:
+                    fused.step(torch.tensor(loss))
+                    alone.step(torch.tensor(loss))
+                    assert torch.equal(opts[0].param_groups[0]["lr"], opts[1].param_groups[0]["lr"])
+            limit = [w for w in caught if "recompile_limit" in str(w.message)]
+            assert fused.fused is (i < 2) and len(limit) == (i >= 2), min_lr  # warned once
+            assert_same_state(fused.state_dict(), alone.state_dict(), f"min_lr={min_lr}")
 
 
 @needs_fused

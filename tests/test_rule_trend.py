@@ -174,6 +174,39 @@ def test_two_losses_hand_worked() -> None:
     assert rule.factor(state) == math.exp(0.1)
 
 
+def test_one_transition_in_the_order_of_the_equations() -> None:
+    # l_1 = x_1 exactly (not a_1 / (1 - beta1), which can differ in the last bit), and
+    # q_t = beta2 * q_{t-1} + (1 - beta2) * et_t^2 with et_t^2 rounded first
+    first = 1.0150451354062187  # a_1 / (1 - beta1) != log(first) for this one
+    rule = TrendRule()
+    state = simulate_states([first], rule="trend")[0]
+    assert state.a / (1.0 - 0.98) != math.log(first)
+    assert rule.fit(state).level == math.log(first)
+    state = simulate_states([first, 0.3], rule="trend")[1]
+    error = math.log(2.5) - (rule.fit(state).level - rule.fit(state).trend)  # not clipped
+    beta2 = 0.99
+    expected = beta2 * state.q + (1 - beta2) * (error * error)
+    assert beta2 * state.q + (1 - beta2) * error * error != expected  # the order matters
+    assert rule.update(state, 2.5).q == expected
+
+
+@pytest.mark.parametrize(
+    ("beta_fast", "beta_slow"), [(0.98, 0.99), (0.989, 0.99), (0.9989, 0.9999), (0.0, 0.5)]
+)
+def test_a_constant_loss_leaves_the_factor_at_one_down_to_the_lowest_eps(
+    beta_fast: float, beta_slow: float
+) -> None:
+    # the EMAs of a constant log-loss round to a trend of about |log f| * 1e-16 per step:
+    # the noise floor, at its lowest, keeps that far below the threshold z0
+    rule = TrendRule(beta_fast=beta_fast, beta_slow=beta_slow, eps=1e-6)
+    for loss in [5e-324, 3.7e-240, 0.37, 5.6, 1.7e308]:
+        state = rule.init()
+        for _ in range(5000):
+            state = rule.update(state, loss)
+            assert abs(rule.fit(state).z) < 1.0, loss
+        assert rule.factor(state) == 1.0, loss
+
+
 def test_a_residual_is_clipped_once_the_noise_rests_on_four_errors() -> None:
     # x = 0, -1, ..., -5 is a line: the first forecast error is -1 (the forecast of step
     # 2 is x_1, with no trend yet), every later one is 0, since bias-corrected EMAs of a
@@ -399,9 +432,9 @@ def test_beta_fast_at_its_documented_bound_is_accepted() -> None:
         ("f_min", 0.0, r"f_min must be in \(0, 1\]"),
         ("f_min", 1.5, r"f_min must be in \(0, 1\]"),
         ("f_max", 0.5, r"f_max must be in \[1, inf\)"),
-        ("eps", 0.0, r"eps must be in \[1e-100, 1e\+100\]"),
-        ("eps", 1e-163, r"eps must be in \[1e-100"),  # eps**2 would round to 0
-        ("eps", 1e200, r"eps must be in \[1e-100"),  # eps**2 would overflow
+        ("eps", 0.0, r"eps must be in \[1e-06, 1e\+100\]"),
+        ("eps", 1e-7, r"eps must be in \[1e-06"),  # below the rounding of the EMAs
+        ("eps", 1e200, r"eps must be in \[1e-06"),  # eps**2 would overflow
         ("f_star", math.inf, r"f_star must be in \(-inf, inf\)"),
         ("z0", math.nan, r"z0 must be in"),
         ("gain", "1", r"gain must be a real number"),

@@ -171,10 +171,46 @@ def test_a_callable_that_builds_the_schedule_is_called_with_the_optimizer() -> N
     assert lrs(opt) == [pytest.approx(0.1 * (1 + math.cos(math.pi / 10)) / 2)]  # eve: 1 at t=1
 
 
-@pytest.mark.parametrize("schedule", [object(), 0.5], ids=["object", "number"])
+def test_a_scheduler_class_builds_the_schedule_with_its_defaults() -> None:
+    opt = sgd(0.1)
+    scheduler = LossFeedbackScheduler(opt, "eve", schedule=torch.optim.lr_scheduler.ConstantLR)
+    assert isinstance(scheduler.schedule, torch.optim.lr_scheduler.ConstantLR)
+    assert scheduler.schedule.optimizer is opt
+    assert lrs(opt) == [pytest.approx(0.1 / 3)]  # ConstantLR: factor 1/3 for 5 steps
+    for _ in range(5):
+        opt.step()
+        scheduler.step(1.0)
+    assert scheduler.unscaled_lrs == [pytest.approx(0.1)]
+    with pytest.raises(ValueError, match="ReduceLROnPlateau needs a metric"):
+        LossFeedbackScheduler(sgd(0.1), schedule=torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [object(), 0.5, lambda opt: None, lambda opt: torch.optim.lr_scheduler.ConstantLR],
+    ids=["object", "number", "builder-of-none", "builder-of-a-class"],
+)
 def test_a_schedule_that_is_no_scheduler_is_refused_at_construction(schedule: Any) -> None:
     with pytest.raises(TypeError, match="schedule must be an LR scheduler built on this optimizer"):
         LossFeedbackScheduler(sgd(0.1), schedule=schedule)
+
+
+@pytest.mark.parametrize(
+    "options", [{"beta": 1.5}, {"lag": -1}, {"min_lr": -1.0}, {"fused": True}, {"strict": 1}]
+)
+def test_a_refused_argument_leaves_the_optimizer_as_it_was(options: dict[str, Any]) -> None:
+    # the schedule is built only once every other argument is checked: building it
+    # changes the LRs (a warm-up starts low), and a corrected retry would compound that
+    opt = sgd(0.1)
+    warmup = functools.partial(torch.optim.lr_scheduler.LinearLR, start_factor=0.1)
+    with pytest.raises((ValueError, TypeError)):
+        LossFeedbackScheduler(opt, "eve", schedule=warmup, **options)
+    assert lrs(opt) == [0.1] and "initial_lr" not in opt.param_groups[0]
+    scheduler = LossFeedbackScheduler(opt, "eve", schedule=warmup)
+    for _ in range(5):
+        opt.step()
+        scheduler.step(1.0)
+    assert scheduler.unscaled_lrs == [pytest.approx(0.1)]  # the warm-up ends at the LR
 
 
 @pytest.mark.parametrize(
@@ -221,6 +257,29 @@ def test_reduce_on_plateau_as_the_owned_schedule_is_refused() -> None:
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
     with pytest.raises(ValueError, match="ReduceLROnPlateau needs a metric"):
         LossFeedbackScheduler(opt, schedule=plateau)
+
+
+def test_step_load_and_a_nested_block_are_refused_inside_unscaled() -> None:
+    # on exit the block takes the groups' LRs as unscaled: a factor written inside it
+    # would be applied twice
+    opt = sgd(0.1)
+    scheduler = LossFeedbackScheduler(opt)  # seed: 0.5 before any loss
+    saved = scheduler.state_dict()
+    with scheduler.unscaled():
+        with pytest.raises(RuntimeError, match=r"scheduler.step\(\) inside"):
+            scheduler.step(1.0)
+        with pytest.raises(RuntimeError, match=r"scheduler.load_state_dict\(\) inside"):
+            scheduler.load_state_dict(saved)
+        nested = pytest.raises(RuntimeError, match=r"scheduler.unscaled\(\) inside")
+        with nested, scheduler.unscaled():
+            pass
+        assert lrs(opt) == [0.1]
+    assert lrs(opt) == [0.05] and scheduler.unscaled_lrs == [0.1]
+    assert scheduler.last_epoch == 0
+    scheduler.step(1.0)  # the block is closed: usable again
+    with scheduler.unscaled():
+        pass
+    assert scheduler.unscaled_lrs == [0.1]
 
 
 def test_a_group_lr_set_to_a_kept_unscaled_lr_does_not_compound_the_factor() -> None:

@@ -267,6 +267,27 @@ def test_a_schedule_saved_with_tensor_lrs_resumes_with_float_lrs() -> None:
         assert type(lr) is float and lr == pytest.approx(float_opt.param_groups[0]["lr"])
 
 
+def test_numpy_float32_lrs_resume_bit_for_bit() -> None:
+    # the group's LR is a numpy float32: an unbroken run multiplies in float32, so the
+    # resumed one must too (the state holds the unscaled LR as a plain float)
+    import numpy as np
+
+    def build() -> tuple[torch.optim.SGD, LossFeedbackScheduler]:
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=np.float32(0.1))
+        return opt, LossFeedbackScheduler(opt)
+
+    opt, scheduler = build()
+    for loss in [4.0, 2.0, 1.5]:
+        scheduler.step(loss)
+    resumed_opt, resumed = build()
+    resumed.load_state_dict(_round_trip(scheduler.state_dict()))
+    for loss in [1.2, 1.0, 0.9]:
+        for s in [scheduler, resumed]:
+            s.step(loss)
+        lr, resumed_lr = opt.param_groups[0]["lr"], resumed_opt.param_groups[0]["lr"]
+        assert type(lr) is type(resumed_lr) is np.float32 and lr == resumed_lr
+
+
 def lrs_of(opt: Optimizer) -> list[Any]:
     return [group["lr"] for group in opt.param_groups]
 

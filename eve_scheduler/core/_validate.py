@@ -28,7 +28,10 @@ def check_range(
     interval = f"{left}{_show(low)}, {_show(high)}{right}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number in {interval}, got {name}={value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(f"{name} must be in {interval}, got {name}={value!r}") from None
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
     if math.isnan(value) or too_low or too_high:

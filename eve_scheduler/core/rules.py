@@ -139,7 +139,10 @@ def _states(rule: Rule, losses: Iterable[float]) -> Iterable[Any]:
 
 def _loss_value(loss: Any) -> float:
     """``float(loss)``, refusing what ``LossFeedbackScheduler.step`` refuses: a string
-    or a bool is not a loss."""
+    or a bool is not a loss, and an int beyond the float range is a ValueError."""
     if isinstance(loss, str | bytes | bool):
         raise TypeError(f"a loss must be a real number, got {loss!r}")
-    return float(loss)
+    try:
+        return float(loss)
+    except OverflowError:
+        raise ValueError(f"loss={loss!r} is beyond the range of a float") from None

@@ -82,7 +82,8 @@ class TrendRule:
         max_step: the log-factor moves at most this much per step, in (0, inf).
         f_min: lowest factor, in (0, 1].
         f_max: highest factor, in [1, inf).
-        eps: noise floor, in units of log-loss, in [1e-100, 1e100].
+        eps: noise floor, in units of log-loss, in [1e-6, 1e100]: above the rounding
+            of the EMAs, so that a constant loss leaves the factor at 1.
         f_star: a lower bound of the loss (0 for ordinary losses).
 
     Example:
@@ -125,7 +126,9 @@ class TrendRule:
             "max_step": check_range("max_step", self.max_step, 0.0, math.inf, low_open=True),
             "f_min": check_range("f_min", self.f_min, 0.0, 1.0, low_open=True),
             "f_max": check_range("f_max", self.f_max, 1.0, math.inf),
-            "eps": check_range("eps", self.eps, 1e-100, 1e100),  # eps**2 stays a normal float
+            # the floor stays above the EMAs' rounding (a constant loss reads as a trend
+            # of about |log f| * 1e-16 per step), and eps**2 stays a finite float
+            "eps": check_range("eps", self.eps, 1e-6, 1e100),
             "f_star": check_range("f_star", self.f_star),
         }
         keep_checked(self, checked)
@@ -142,7 +145,7 @@ class TrendRule:
         b_hat = state.b / (1.0 - self.beta_slow**t)
         noise = self._noise(state.q, t)
         if t == 1:
-            return TrendFit(a_hat, 0.0, noise, 0.0, 0.0)
+            return TrendFit(state.first, 0.0, noise, 0.0, 0.0)
         age_fast = mean_age(self.beta_fast, t)
         age_slow = mean_age(self.beta_slow, t)
         trend = (b_hat - a_hat) / (age_slow - age_fast)
@@ -165,7 +168,7 @@ class TrendRule:
                 bound = self.clip * previous.noise
                 error = min(max(error, -bound), bound)
             x = forecast + error
-            q = self.beta_slow * q + (1.0 - self.beta_slow) * error * error
+            q = self.beta_slow * q + (1.0 - self.beta_slow) * (error * error)
         a = self.beta_fast * state.a + (1.0 - self.beta_fast) * x
         b = self.beta_slow * state.b + (1.0 - self.beta_slow) * x
         new = TrendState(t, first, a, b, q, state.brake, state.log_factor)
