@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from eve_scheduler.core._validate import check_integer
+from eve_scheduler.core._validate import check_integer, check_loss
 
 
 def check_scalar(loss: Any) -> None:
@@ -70,10 +70,7 @@ def loss_to_float(loss: Any) -> float:
     check_scalar(loss)
     if isinstance(loss, Tensor):
         return float(loss.detach().item())
-    try:
-        return float(loss.item() if _is_array(loss) else loss)
-    except OverflowError:  # an int beyond the float range
-        raise ValueError(f"loss={loss!r} is beyond the range of a float") from None
+    return check_loss(loss.item() if _is_array(loss) else loss)
 
 
 class DeferredLosses:

@@ -39,6 +39,17 @@ def check_range(
     return value
 
 
+def check_loss(loss: Any) -> float:
+    """``float(loss)``, refusing what ``LossFeedbackScheduler.step`` refuses: a string
+    or a bool is not a loss (TypeError), nor an int beyond the float range (ValueError)."""
+    if isinstance(loss, str | bytes | bool):
+        raise TypeError(f"a loss must be a real number, got {loss!r}")
+    try:
+        return float(loss)
+    except OverflowError:
+        raise ValueError(f"loss={loss!r} is beyond the range of a float") from None
+
+
 def keep_checked(rule: Any, checked: dict[str, float]) -> None:
     """Set the checked values on a frozen dataclass of hyper-parameters: plain floats,
     whatever the caller passed (numpy, OmegaConf), e.g. for weights_only checkpoints."""

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any, Protocol, cast
 
+from eve_scheduler.core._validate import check_loss
 from eve_scheduler.core.eve import EveRule
 from eve_scheduler.core.seed import SeedRule
 from eve_scheduler.core.trend import TrendRule
@@ -131,18 +132,8 @@ def simulate_states(
 def _states(rule: Rule, losses: Iterable[float]) -> Iterable[Any]:
     state = rule.init()
     for loss in losses:
-        new = advance(rule, state, _loss_value(loss))
+        new = advance(rule, state, check_loss(loss))
         if new is not None:
             state = new
         yield state
 
-
-def _loss_value(loss: Any) -> float:
-    """``float(loss)``, refusing what ``LossFeedbackScheduler.step`` refuses: a string
-    or a bool is not a loss, and an int beyond the float range is a ValueError."""
-    if isinstance(loss, str | bytes | bool):
-        raise TypeError(f"a loss must be a real number, got {loss!r}")
-    try:
-        return float(loss)
-    except OverflowError:
-        raise ValueError(f"loss={loss!r} is beyond the range of a float") from None

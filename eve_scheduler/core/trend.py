@@ -141,11 +141,11 @@ class TrendRule:
         t = state.t
         if t == 0:
             return TrendFit(math.nan, 0.0, math.inf, 0.0, 0.0)
-        a_hat = state.a / (1.0 - self.beta_fast**t)
-        b_hat = state.b / (1.0 - self.beta_slow**t)
         noise = self._noise(state.q, t)
         if t == 1:
             return TrendFit(state.first, 0.0, noise, 0.0, 0.0)
+        a_hat = state.a / (1.0 - self.beta_fast**t)
+        b_hat = state.b / (1.0 - self.beta_slow**t)
         age_fast = mean_age(self.beta_fast, t)
         age_slow = mean_age(self.beta_slow, t)
         trend = (b_hat - a_hat) / (age_slow - age_fast)
