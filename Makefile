@@ -31,8 +31,10 @@ bench: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e ".[bench]"
 	nice -n 10 $(BIN)/python -m benchmarks.quality
 
+# Also checks the formatting (not in `test`: ruff is not pinned, and its style can change).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # The suite on the oldest versions pyproject.toml admits, in .venv-oldest (not run by

@@ -443,7 +443,11 @@ class EveCallback(Callback):
         feedback.feed(self._reduce(trainer, pl_module, feedback.take_epoch() * scale))
 
     def _log(
-        self, trainer: Trainer, pl_module: LightningModule, feedback: _OptimizerFeedback, *,
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        feedback: _OptimizerFeedback,
+        *,
         on_step: bool,
     ) -> None:
         """Log ``feedback``'s metrics after an optimizer step (``on_step``) or after a
@@ -459,7 +463,11 @@ class EveCallback(Callback):
                 if trainer.world_size > 1:
                     metrics = {key: value.to(pl_module.device) for key, value in metrics.items()}
                 pl_module.log_dict(
-                    metrics, on_step=False, on_epoch=True, reduce_fx="max", sync_dist=True,
+                    metrics,
+                    on_step=False,
+                    on_epoch=True,
+                    reduce_fx="max",
+                    sync_dist=True,
                     batch_size=1,
                 )
         feedback.fed = None  # logged once, at its feed

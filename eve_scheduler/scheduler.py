@@ -693,8 +693,9 @@ def _scaled_lr(lr: Tensor, factor: float | Tensor, min_lr: float) -> Tensor:
 
 # This class's step (a subclass's own ran in the graph), that a caller's torch.compile
 # runs eagerly, as a graph break.
-_step_outside_the_graph: Callable[[LossFeedbackScheduler, Any], None] = (
-    torch.compiler.disable(LossFeedbackScheduler.step)  # type: ignore[no-untyped-call]
+_step_outside_the_graph: Callable[[LossFeedbackScheduler, Any], None]
+_step_outside_the_graph = torch.compiler.disable(  # type: ignore[no-untyped-call]
+    LossFeedbackScheduler.step
 )
 
 

@@ -1187,7 +1187,11 @@ def test_a_resume_by_steps_from_an_epoch_end_checkpoint_feeds_that_epoch_once(
             dirpath=tmp_path / folder, save_top_k=-1, save_on_train_epoch_end=True
         )
         fit = trainer(
-            pl, [callback, saver], max_epochs=-1, max_steps=18, limit_val_batches=1,
+            pl,
+            [callback, saver],
+            max_epochs=-1,
+            max_steps=18,
+            limit_val_batches=1,
             enable_checkpointing=True,
         )
         fit.fit(model, data(), data(batches=1, seed=1), ckpt_path=ckpt_path)
@@ -1257,7 +1261,11 @@ def test_a_run_that_max_steps_stopped_mid_epoch_and_a_resume_extends_feeds_every
         callback = EveCallback(interval="epoch", monitor="val_loss")
         saver = ModelCheckpoint(tmp_path / folder, save_last=True)
         fit = trainer(
-            pl, [callback, saver], max_epochs=-1, max_steps=max_steps, limit_val_batches=1,
+            pl,
+            [callback, saver],
+            max_epochs=-1,
+            max_steps=max_steps,
+            limit_val_batches=1,
             enable_checkpointing=True,
         )
         fit.fit(with_validation(pl), data(), data(batches=1, seed=1), ckpt_path=ckpt_path)

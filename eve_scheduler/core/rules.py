@@ -136,4 +136,3 @@ def _states(rule: Rule, losses: Iterable[float]) -> Iterable[Any]:
         if new is not None:
             state = new
         yield state
-
